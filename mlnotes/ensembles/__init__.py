@@ -5,6 +5,10 @@ Every estimator follows scikit-learn's API (``fit``/``predict``/``predict_proba`
 shared CART engine in :mod:`mlnotes.ensembles.cart`.
 """
 
+from mlnotes.ensembles.adaboost import AdaBoostClassifier
 from mlnotes.ensembles.cart import DecisionTreeClassifier, DecisionTreeRegressor
+from mlnotes.ensembles.gbdt import GradientBoostingClassifier, GradientBoostingRegressor
+from mlnotes.ensembles.ensemble_learning import BaggingClassifier, BaggingRegressor, StackingClassifier
+from mlnotes.ensembles.random_forest import RandomForestClassifier, RandomForestRegressor
 
-__all__ = ["DecisionTreeClassifier", "DecisionTreeRegressor"]
+__all__ = ["AdaBoostClassifier", "BaggingClassifier", "BaggingRegressor", "StackingClassifier", "DecisionTreeClassifier", "DecisionTreeRegressor", "RandomForestClassifier", "RandomForestRegressor", "GradientBoostingClassifier", "GradientBoostingRegressor"]

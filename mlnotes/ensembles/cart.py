@@ -352,6 +352,7 @@ def grow_tree(
         total_w = level_stats.sum(axis=1) if n_classes else level_stats[:, 0]
         can_split = (
             (level < max_depth)
+            & (n_bins > 1)  # every feature constant: nothing to split on
             & (counts >= min_samples_split)
             & (counts >= 2 * min_samples_leaf)
             & (_node_cost(level_stats.T, criterion) > 1e-12 * total_w)
@@ -402,7 +403,10 @@ def grow_tree(
             valid &= (n_left >= min_samples_leaf) & (n_right >= min_samples_leaf)
         score = _split_score(left_stats, right_stats, w_left, w_right, criterion)
         score = np.where(valid, score, -np.inf).reshape(m, -1)
-        best = np.argmax(score, axis=1)
+        # Splits whose scores differ only by rounding are ties: take the first, so the choice
+        # does not depend on the order in which rows were summed (or on repeated vs weighted rows).
+        top = score.max(axis=1, keepdims=True)
+        best = np.argmax(score >= top - 1e-10 * np.abs(top), axis=1)
         best_score = score[np.arange(m), best]
         no_split = _parent_score(parent, criterion)
         improves = np.isfinite(best_score) & (best_score > no_split + 1e-10 * np.abs(no_split))
