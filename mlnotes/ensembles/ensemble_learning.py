@@ -221,9 +221,8 @@ class _BaseBagging(BaseEstimator):
     def _default_estimator(self) -> Any:
         raise NotImplementedError
 
-    def _fit_members(self, X: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
-        """Validate the parameters, then fit every member; returns each member's draw counts, shape ``(n_samples,)``."""
-        n_samples, n_features = X.shape
+    def _check_params(self, n_samples: int, n_features: int) -> tuple[int, int, Any]:
+        """Validate the parameters; return the rows drawn and features kept per member, and the base estimator."""
         check_positive_int(self.n_estimators, "n_estimators")
         _check_bool(self.bootstrap, "bootstrap")
         _check_bool(self.oob_score, "oob_score")
@@ -238,8 +237,13 @@ class _BaseBagging(BaseEstimator):
         base = self._default_estimator() if self.estimator is None else self.estimator
         if not hasattr(base, "fit") or not hasattr(base, "predict"):
             raise TypeError(f"estimator must have fit and predict methods, got {type(base).__name__}")
-        uses_weight = has_fit_parameter(base, "sample_weight")
+        return n_draws, n_kept, base
 
+    def _fit_members(self, X: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
+        """Fit every member; returns how often each member drew each row, arrays of shape ``(n_samples,)``."""
+        n_samples, n_features = X.shape
+        n_draws, n_kept, base = self._check_params(n_samples, n_features)
+        uses_weight = has_fit_parameter(base, "sample_weight")
         rng = as_generator(self.random_state)
         self.estimators_, self.estimators_features_, self.estimators_samples_ = [], [], []
         all_counts = []
@@ -253,16 +257,15 @@ class _BaseBagging(BaseEstimator):
             member = clone(base)
             if "random_state" in member.get_params(deep=False):
                 member.set_params(random_state=int(rng.integers(2**31 - 1)))
-            # Counts as sample weights equal fitting on the repeated rows, without copying them.
-            if uses_weight:
+            drawn = np.repeat(np.arange(n_samples), counts)  # the bootstrap sample, repetitions included
+            if uses_weight:  # counts as weights: the same fit as on the repeated rows, without the copies
                 rows = np.flatnonzero(counts)
                 member.fit(X[np.ix_(rows, features)], target[rows], sample_weight=counts[rows].astype(np.float64))
             else:
-                rows = np.repeat(np.arange(n_samples), counts)
-                member.fit(X[np.ix_(rows, features)], target[rows])
+                member.fit(X[np.ix_(drawn, features)], target[drawn])
             self.estimators_.append(member)
             self.estimators_features_.append(features)
-            self.estimators_samples_.append(np.repeat(np.arange(n_samples), counts))
+            self.estimators_samples_.append(drawn)
             all_counts.append(counts)
         return all_counts
 

@@ -124,7 +124,7 @@ class _Loss:
     n_trees_per_stage: int = 1
 
     def init_raw(self, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        """The constant ``F_0`` that minimises the loss, shape ``(n_trees_per_stage,)``."""
+        """The constant prior ``F_0``, shape ``(n_trees_per_stage,)``: the best constant (Huber: the median)."""
         raise NotImplementedError
 
     def begin_stage(self, y: np.ndarray, raw: np.ndarray, weight: np.ndarray) -> None:
@@ -557,12 +557,13 @@ class GradientBoostingClassifier(ClassifierMixin, _BaseGradientBoosting):
 
     Two classes grow one tree per stage on the log-odds; ``K > 2`` classes
     grow ``K`` trees per stage, one per class score (see :class:`LogLoss`).
+    The parameters other than ``loss`` are those of
+    :class:`GradientBoostingRegressor` (without ``alpha``).
 
     Parameters
     ----------
     loss : {"log_loss"}, default="log_loss"
-    learning_rate, n_estimators, subsample, max_depth, min_samples_split, min_samples_leaf, max_features, max_bins, random_state
-        As in :class:`GradientBoostingRegressor`.
+        The negative log-likelihood of the binomial or multinomial model.
 
     Attributes
     ----------

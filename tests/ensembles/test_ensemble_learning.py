@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -111,6 +112,13 @@ def test_sklearn_conformance(estimator, check):
 @given(p=st.one_of(st.sampled_from([0.0, 0.5, 1.0]), st.floats(1e-9, 1 - 1e-9)), n=st.integers(1, 400))
 @settings(max_examples=40, deadline=None)
 def test_majority_vote_matches_scipy_binomial(p, n):
+    expected = binom.sf(n // 2, n, p) if n % 2 else binom.sf(n // 2, n, p) + 0.5 * binom.pmf(n // 2, n, p)
+    assert majority_vote_accuracy(p, n) == pytest.approx(expected, abs=1e-10)
+
+
+@pytest.mark.parametrize("p, n", [(0.51, 1031), (0.5, 5000), (0.499, 20001)])
+def test_majority_vote_does_not_overflow_for_many_voters(p, n):
+    assert math.comb(n, n // 2).bit_length() > 1024  # as a float this coefficient would overflow
     expected = binom.sf(n // 2, n, p) if n % 2 else binom.sf(n // 2, n, p) + 0.5 * binom.pmf(n // 2, n, p)
     assert majority_vote_accuracy(p, n) == pytest.approx(expected, abs=1e-10)
 
@@ -248,7 +256,7 @@ def test_bootstrap_weights_equal_repeated_rows():
 
 def test_bagging_feature_subsets_and_oob_recomputed_from_attributes():
     X, y = load_breast_cancer(return_X_y=True)
-    bag = BaggingClassifier(n_estimators=12, max_features=0.5, oob_score=True, random_state=0).fit(X, y)
+    bag = BaggingClassifier(n_estimators=20, max_features=0.5, oob_score=True, random_state=0).fit(X, y)
     assert all(len(f) == 15 and len(np.unique(f)) == 15 for f in bag.estimators_features_)
     assert all(m.n_features_in_ == 15 for m in bag.estimators_)
     # OOB by hand: average each row over the members whose sample does not contain it.
@@ -295,7 +303,7 @@ def test_oof_meta_features_come_from_models_that_never_saw_the_row():
 def test_stacking_meta_feature_shapes():
     X, y = load_breast_cancer(return_X_y=True)
     members = [("tree", DecisionTreeClassifier(max_depth=2)), ("p", Perceptron())]
-    stack = StackingClassifier(members, cv=3, passthrough=True, random_state=0).fit(X, y)
+    stack = StackingClassifier(members, GaussianNB(), cv=3, passthrough=True, random_state=0).fit(X, y)
     assert stack.stack_method_ == ["predict_proba", "decision_function"]
     assert stack.transform(X).shape == (569, 1 + 1 + 30)  # binary: one column per member, then X
     proba = stack.predict_proba(X)
@@ -334,8 +342,11 @@ def test_classifiers_smoke(estimator):
 
 def test_bagging_regressor_smoke():
     X, y = load_diabetes(return_X_y=True)
-    bag = BaggingRegressor(n_estimators=3, oob_score=True, random_state=0).fit(X, y)
+    with pytest.warns(UserWarning, match="no out-of-bag estimate"):  # 3 members leave some rows uncovered
+        bag = BaggingRegressor(n_estimators=3, oob_score=True, random_state=0).fit(X, y)
     assert bag.score(X, y) > 0.5 and bag.oob_prediction_.shape == (len(y),)
+    uncovered = np.isnan(bag.oob_prediction_)
+    assert 0 < uncovered.sum() < len(y) and np.isfinite(bag.oob_score_)
 
 
 def test_exercise_checkers(capsys):
