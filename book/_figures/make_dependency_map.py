@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # a script, not a notebook
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import to_rgba
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from matplotlib.path import Path as MplPath
 
@@ -103,18 +104,17 @@ def draw(book: Path = BOOK) -> plt.Figure:
             ax.add_patch(
                 FancyBboxPatch(
                     (x - BOX_WIDTH / 2, y - BOX_HEIGHT / 2), BOX_WIDTH, BOX_HEIGHT,
-                    boxstyle="round,pad=0.02,rounding_size=0.08", linewidth=1.0, edgecolor=colour,
-                    facecolor=colour if written else "white", zorder=2,
+                    boxstyle="round,pad=0.02,rounding_size=0.08", edgecolor=colour,
+                    facecolor=to_rgba(colour, 0.35) if written else "white", linewidth=1.6 if written else 1.0, zorder=2,
                 )
             )
             elsewhere = [f"← {part_of[need][0] + 1} {need.replace('_', ' ')}"
                          for need in PREREQUISITES.get(slug, []) if part_of[need][0] != column]
-            text_colour = "white" if written else "#222222"
             ax.text(x, y + (0.07 if elsewhere else 0.0), slug.replace("_", " "), ha="center", va="center",
-                    fontsize=7.2, zorder=3, color=text_colour)
+                    fontsize=7.2, zorder=3, color="#222222", fontweight="bold" if written else "normal")
             if elsewhere:
                 ax.text(x, y - 0.12, ", ".join(elsewhere), ha="center", va="center", fontsize=5.4, zorder=3,
-                        color=text_colour if written else "#666666")
+                        color="#555555")
     lanes: dict[float, int] = {}
     for slug, needs in PREREQUISITES.items():
         for need in needs:
