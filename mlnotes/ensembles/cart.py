@@ -260,6 +260,87 @@ def resolve_max_features(max_features: str | int | float | None, n_features: int
     raise ValueError(f"max_features must be 'sqrt', 'log2', an int, a float in (0, 1] or None, got {max_features!r}")
 
 
+def _pick_best(score: np.ndarray, group_start: np.ndarray, group_of: np.ndarray) -> np.ndarray:
+    """Index of the best candidate of each group (groups are contiguous runs of ``score``).
+
+    Scores within a relative ``1e-10`` of the group's best are ties, won by the
+    first candidate, so the choice does not hinge on the order in which rows
+    were summed (or on repeated rows versus integer weights).
+    """
+    top = np.maximum.reduceat(score, group_start)[group_of]
+    near = np.flatnonzero(score >= top - 1e-10 * np.abs(top))
+    first = np.flatnonzero(np.r_[True, group_of[near][1:] != group_of[near][:-1]])
+    return near[first]
+
+
+def _channel_sums(index, size, rows, k, n_ch, classes, hist_weights):
+    """Per-channel weight sums of the entries of ``index`` (shape ``(n_rows, k)``), shape ``(n_ch, size)``."""
+    flat = index.ravel()
+    if classes is not None:
+        keyed = flat + np.repeat(classes[rows] * size, index.shape[1])
+        return np.bincount(keyed, weights=np.repeat(hist_weights[0][rows], k), minlength=n_ch * size).reshape(n_ch, -1)
+    return np.stack([np.bincount(flat, weights=np.repeat(v[rows], k), minlength=size) for v in hist_weights])
+
+
+def _dense_search(key, rows, m, k, n_bins, parent, total_w, counts, n_ch, classes, hist_weights, criterion, msl):
+    """Best split of each of ``m`` nodes from full ``(node, feature, bin)`` histograms.
+
+    Returns per node the feature slot ``j``, the bin ``b`` (left is ``bin <= b``),
+    the first occupied bin right of ``b`` and the split score (``-inf`` if none).
+    """
+    size = m * k * n_bins
+    hist = _channel_sums(key, size, rows, k, n_ch, classes, hist_weights).reshape(n_ch, m, k, n_bins)
+    left = np.cumsum(hist, axis=3)[..., :-1]  # rows with bin <= b, for b < n_bins - 1
+    right = parent[:, :, None, None] - left
+    w_left, w_right = (left.sum(axis=0), right.sum(axis=0)) if classes is not None else (left[0], right[0])
+    # Cumulative sums are not exact: a right side lighter than rounding noise is empty.
+    valid = (w_left > 0) & (w_right > 1e-10 * total_w[:, None, None])
+    if msl > 1:
+        n_left = np.cumsum(np.bincount(key.ravel(), minlength=size).reshape(m, k, n_bins), axis=2)[..., :-1]
+        valid &= (n_left >= msl) & (counts[:, None, None] - n_left >= msl)
+    score = np.where(valid, _split_score(left, right, w_left, w_right, criterion), -np.inf).ravel()
+    per_node = k * (n_bins - 1)
+    best = _pick_best(score, np.arange(m) * per_node, np.repeat(np.arange(m), per_node)) - np.arange(m) * per_node
+    best_j, best_b = np.divmod(best, n_bins - 1)
+    occupied = (hist.sum(axis=0) if classes is not None else hist[0]) > 0
+    after = occupied[np.arange(m), best_j] & (np.arange(n_bins) > best_b[:, None])
+    return best_j, best_b, np.argmax(after, axis=1), score[np.arange(m) * per_node + best]
+
+
+def _sparse_search(key, rows, m, k, n_bins, parent, total_w, counts, n_ch, classes, hist_weights, criterion, msl):
+    """The same result as :func:`_dense_search`, visiting only occupied ``(node, feature, bin)`` cells.
+
+    The cells are sorted, so each ``(node, feature)`` is a contiguous run in
+    increasing bin order; cumulative sums restarted at every run give the
+    statistics left of each candidate threshold.
+    """
+    cell, inverse = np.unique(key.ravel(), return_inverse=True)
+    n_cells = len(cell)
+    sums = _channel_sums(inverse.reshape(key.shape), n_cells, rows, k, n_ch, classes, hist_weights)
+    run = cell // n_bins  # node * k + j
+    new_run = np.r_[True, run[1:] != run[:-1]]
+    run_start = np.flatnonzero(new_run)
+    run_of = np.cumsum(new_run) - 1
+    node = run // k
+
+    def restarted_cumsum(x: np.ndarray) -> np.ndarray:
+        total = np.cumsum(x, axis=-1)
+        before = np.where(run_start > 0, total[..., run_start - 1], 0)
+        return total - before[..., run_of]
+
+    left = restarted_cumsum(sums)
+    right = parent[:, node] - left
+    w_left, w_right = (left.sum(axis=0), right.sum(axis=0)) if classes is not None else (left[0], right[0])
+    valid = ~np.r_[new_run[1:], True]  # the last cell of a run leaves nothing on the right
+    if msl > 1:
+        n_left = restarted_cumsum(np.bincount(inverse, minlength=n_cells))
+        valid &= (n_left >= msl) & (counts[node] - n_left >= msl)
+    score = np.where(valid, _split_score(left, right, w_left, w_right, criterion), -np.inf)
+    best = _pick_best(score, np.flatnonzero(np.r_[True, node[1:] != node[:-1]]), node)
+    bin_of = cell % n_bins
+    return run[best] % k, bin_of[best], bin_of[np.minimum(best + 1, n_cells - 1)], score[best]
+
+
 def _level_stats(rows, row_node, m, target, weight, n_classes):
     """Statistics of the ``m`` nodes of a level, shape ``(m, n_channels)``."""
     w = weight[rows]
@@ -283,6 +364,7 @@ def grow_tree(
     min_samples_leaf: int = 1,
     max_features: int | None = None,
     rng: np.random.Generator | None = None,
+    dense_limit: float = 1.0,
 ) -> tuple[Tree, np.ndarray]:
     """Grow one CART tree, all nodes of a depth at once.
 
@@ -308,6 +390,11 @@ def grow_tree(
         Features drawn without replacement at each node (``None``: all).
     rng : numpy.random.Generator, optional
         Source of the feature draws; needed when ``max_features`` is set.
+    dense_limit : float, default=1.0
+        A level is searched with dense histograms while ``nodes * n_bins <=
+        dense_limit * rows``, and through its occupied bins only beyond that.
+        Both searches choose the same splits; this only trades speed
+        (``0`` forces the sparse search, ``inf`` the dense one).
 
     Returns
     -------
@@ -323,23 +410,23 @@ def grow_tree(
     n_bins = int(bins.n_bins.max())
     max_depth = np.iinfo(np.int32).max if max_depth is None else max_depth
     # Channels summed in the split histograms: one weight per class, or (w, w*y).
-    if n_classes:
-        hist_key_extra, hist_weights = target, [weight]
-        n_ch = n_classes
-    else:
-        hist_key_extra, hist_weights = None, [weight, weight * target]
-        n_ch = 2
+    hist_weights = [weight] if n_classes else [weight, weight * target]
+    n_ch = n_classes if n_classes else 2
 
-    feature, threshold, left, right, depth, node_stats, node_n = [], [], [], [], [], [], []
+    # Smallest and largest training value of every (feature, bin), padded to one table.
+    lowest = np.full((n_features, n_bins), np.nan)
+    highest = np.full((n_features, n_bins), np.nan)
+    for f in range(n_features):
+        lowest[f, : len(bins.lowest[f])] = bins.lowest[f]
+        highest[f, : len(bins.highest[f])] = bins.highest[f]
 
-    def new_node(level: int) -> int:
-        feature.append(_LEAF), threshold.append(np.nan), left.append(_LEAF), right.append(_LEAF)
-        depth.append(level), node_stats.append(None), node_n.append(0)
-        return len(feature) - 1
+    # The tree as parallel lists, one entry per node, appended level by level.
+    feature, threshold, left, right = [_LEAF], [np.nan], [_LEAF], [_LEAF]
+    depth, node_stats, node_n = [0], [None], [0]
 
     rows = np.arange(n_samples)
     row_node = np.zeros(n_samples, dtype=np.intp)  # position of each row's node in the current level
-    level_ids = np.array([new_node(0)])
+    level_ids = np.array([0])
     leaf_of_row = np.zeros(n_samples, dtype=np.intp)
     level = 0
 
@@ -376,62 +463,44 @@ def grow_tree(
         else:
             feats = np.broadcast_to(np.arange(n_features), (m, n_features))
             row_codes = codes[rows]
-        # Every histogram of the level from one bincount per channel group:
-        # key = ((channel * m + node) * k + j) * n_bins + bin, channel first so sums over it are cheap.
-        key = (row_node[:, None] * k + np.arange(k)) * n_bins + row_codes
-        size = m * k * n_bins
-        if n_classes:
-            flat_key = (key + (target[rows] * size)[:, None]).ravel()
-            hist = np.bincount(flat_key, weights=np.repeat(weight[rows], k), minlength=n_ch * size)
-        else:
-            flat_key = key.ravel()
-            hist = np.concatenate(
-                [np.bincount(flat_key, weights=np.repeat(v[rows], k), minlength=size) for v in hist_weights]
-            )
-        hist = hist.reshape(n_ch, m, k, n_bins)
-        left_stats = np.cumsum(hist, axis=3)[..., :-1]  # rows with bin <= b, for b < n_bins - 1
-        right_stats = parent[:, :, None, None] - left_stats
-        if n_classes:
-            w_left, w_right = left_stats.sum(axis=0), right_stats.sum(axis=0)
-        else:
-            w_left, w_right = left_stats[0], right_stats[0]
-        # Cumulative sums are not exact: a right side lighter than rounding noise is empty.
-        valid = (w_left > 0) & (w_right > 1e-10 * total_w[:, None, None])
-        if min_samples_leaf > 1:
-            n_left = np.cumsum(np.bincount(key.ravel(), minlength=size).reshape(m, k, n_bins), axis=2)[..., :-1]
-            n_right = counts[:, None, None] - n_left
-            valid &= (n_left >= min_samples_leaf) & (n_right >= min_samples_leaf)
-        score = _split_score(left_stats, right_stats, w_left, w_right, criterion)
-        score = np.where(valid, score, -np.inf).reshape(m, -1)
-        # Splits whose scores differ only by rounding are ties: take the first, so the choice
-        # does not depend on the order in which rows were summed (or on repeated vs weighted rows).
-        top = score.max(axis=1, keepdims=True)
-        best = np.argmax(score >= top - 1e-10 * np.abs(top), axis=1)
-        best_score = score[np.arange(m), best]
+        # Histograms of the level: dense arrays while nodes are few and large, sorted
+        # occupied bins once nodes are many and small (most of their bins are empty).
+        key = (row_node[:, None] * k + np.arange(k)) * n_bins + row_codes  # (node * k + j) * n_bins + bin
+        search = _dense_search if m * n_bins <= dense_limit * len(rows) else _sparse_search
+        best_j, best_b, b_right, best_score = search(
+            key, rows, m, k, n_bins, parent, total_w, counts, n_ch, target if n_classes else None, hist_weights,
+            criterion, min_samples_leaf,
+        )
         no_split = _parent_score(parent, criterion)
         improves = np.isfinite(best_score) & (best_score > no_split + 1e-10 * np.abs(no_split))
-        best_j, best_b = np.divmod(best, n_bins - 1)
-        best_f = feats[np.arange(m), best_j]
 
+        # Children of the nodes that split; the threshold lies halfway between the largest value
+        # on the left and the smallest on the right, as in CART.
+        splitting = np.flatnonzero(improves)
+        best_f = feats[splitting, best_j[splitting]]
+        first_child = len(feature) + 2 * np.arange(len(splitting))
+        for i, f, child in zip(ids[splitting].tolist(), best_f.tolist(), first_child.tolist()):
+            feature[i], left[i], right[i] = f, child, child + 1
+        thresholds = _midpoints(highest[best_f, best_b[splitting]], lowest[best_f, b_right[splitting]])
+        for i, t in zip(ids[splitting].tolist(), thresholds.tolist()):
+            threshold[i] = t
+        n_new = 2 * len(splitting)
+        feature += [_LEAF] * n_new
+        threshold += [np.nan] * n_new
+        left += [_LEAF] * n_new
+        right += [_LEAF] * n_new
+        depth += [level + 1] * n_new
+        node_stats += [None] * n_new
+        node_n += [0] * n_new
         child_left = np.full(m, -1)
-        next_ids = []
-        occupied = hist.sum(axis=0) > 0 if n_classes else hist[0] > 0  # (m, k, n_bins)
-        for i in np.flatnonzero(improves):
-            node_id, f, b = ids[i], int(best_f[i]), int(best_b[i])
-            # The first occupied bin right of the split: the threshold goes halfway to it.
-            b_right = b + 1 + int(np.argmax(occupied[i, best_j[i], b + 1 :]))
-            feature[node_id] = f
-            threshold[node_id] = _midpoints(bins.highest[f][b], bins.lowest[f][b_right])
-            left[node_id], right[node_id] = new_node(level + 1), new_node(level + 1)
-            child_left[i] = len(next_ids)
-            next_ids += [left[node_id], right[node_id]]
+        child_left[splitting] = 2 * np.arange(len(splitting))
 
         stays = improves[row_node]
         leaf_of_row[rows[~stays]] = ids[row_node[~stays]]
         rows, row_node, row_codes = rows[stays], row_node[stays], row_codes[stays]
         goes_right = row_codes[np.arange(len(rows)), best_j[row_node]] > best_b[row_node]
         row_node = child_left[row_node] + goes_right
-        level_ids = np.array(next_ids, dtype=np.intp)
+        level_ids = np.repeat(first_child, 2) + np.tile([0, 1], len(splitting))
         level += 1
 
     all_stats = np.array(node_stats)
