@@ -50,7 +50,7 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 install: $(STAMP)
 
 # MathJax 3 from the npm registry, served by the book itself (html_extra_path), so math
-# renders offline. Without npm the book falls back to the CDN (book/_ext/local_mathjax.py).
+# renders offline. Without npm the book falls back to the CDN (book/_ext/mlnotes_book.py).
 $(MATHJAX_STAMP):
 	@if command -v npm >/dev/null 2>&1; then \
 		tmp=$$(mktemp -d); \
@@ -67,6 +67,8 @@ $(MATHJAX_STAMP):
 		echo "npm not found: the book will load MathJax from the CDN"; \
 	fi
 
+# -W -n: any warning or unresolved reference fails the build (after building everything,
+# --keep-going); --all: a fresh Sphinx environment, so unchanged pages report their warnings too.
 book: $(STAMP) $(MATHJAX_STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
 	@echo "Open _build/html/index.html"

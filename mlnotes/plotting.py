@@ -72,10 +72,9 @@ def use_style() -> None:
     Imports ``matplotlib.pyplot`` first, so that a notebook's inline backend is
     set up before the style is applied and cannot overwrite it.
     """
-    import matplotlib as mpl
-    import matplotlib.pyplot  # noqa: F401  # activates the backend before the rcParams change
+    import matplotlib.pyplot as plt  # activates the backend before the style changes rcParams
 
-    mpl.rcParams.update(STYLE)
+    plt.style.use(STYLE)
 
 
 def subplots(

@@ -125,7 +125,7 @@ def train(
     it came in.
     """
     import torch
-    from tqdm.std import tqdm
+    from tqdm.std import tqdm  # the plain text bar: it renders in terminals and notebooks alike
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -135,10 +135,14 @@ def train(
         raise TypeError(f"eval_fn must be callable, got {type(eval_fn).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if (lr is None) == (optimizer is None):
+    if lr is not None and optimizer is not None:
         raise ValueError("pass exactly one of lr and optimizer")
-    if lr is not None and not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    if optimizer is None:
+        if lr is None:
+            raise ValueError("pass exactly one of lr and optimizer")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"clip_grad_norm must be > 0, got {clip_grad_norm}")
 
@@ -146,8 +150,6 @@ def train(
         model.to(device)
     param = next(model.parameters(), None)
     target_device = torch.device(device) if device is not None else (param.device if param is not None else torch.device("cpu"))
-    if optimizer is None:
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     tensors: tuple[torch.Tensor, ...] | None = None
     if isinstance(data, torch.Tensor) or (isinstance(data, (tuple, list)) and data and all(isinstance(t, torch.Tensor) for t in data)):
@@ -155,10 +157,9 @@ def train(
         n = tensors[0].shape[0]
         if any(t.shape[0] != n for t in tensors):
             raise ValueError(f"the tensors in data must share their first dimension, got {[tuple(t.shape) for t in tensors]}")
-        if batch_size is None:
-            batch_size = n
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        rows_per_batch = batch_size or n
     elif batch_size is not None:
         raise ValueError("batch_size applies only when data is tensors; a DataLoader has its own")
     elif not isinstance(data, Iterable):
@@ -169,8 +170,8 @@ def train(
             yield from data  # type: ignore[union-attr]  # checked Iterable above
             return
         order = torch.randperm(tensors[0].shape[0], generator=generator)
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+        for start in range(0, len(order), rows_per_batch):
+            index = order[start : start + rows_per_batch]
             yield tuple(t[index.to(t.device)] for t in tensors)
 
     history: dict[str, list[float]] = {"loss": [], "step_loss": []}

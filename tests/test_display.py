@@ -38,6 +38,7 @@ def test_show_source_prints_outside_ipython(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_show_source_displays_markdown_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("IPython")
     shown = []
     monkeypatch.setattr(display, "_in_notebook", lambda: True)
     monkeypatch.setattr("IPython.display.display", shown.append)
