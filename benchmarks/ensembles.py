@@ -9,9 +9,14 @@ ratio, then checks the goals of the foundation issue:
   scikit-learn's ``GradientBoostingClassifier`` (ratio <= 1.0);
 * a random forest of 100 trees fits within 3x of scikit-learn's with ``n_jobs=1``.
 
-Run: ``python benchmarks/ensembles.py`` (about two minutes on a 2-core laptop),
+Run: ``python benchmarks/ensembles.py`` (about five minutes on a 2-core laptop),
 ``--only gbdt,random_forest`` for a subset. Exit status 1 when a goal is missed.
-Timings are the best of ``--repeat`` fits (default 1).
+
+On the two small data sets one test row is worth 0.2 (digits, 450 rows) or 0.7
+(breast cancer, 143 rows) accuracy points, so a single seed of a randomised
+ensemble can move by more than the tolerance: there the accuracies are means over
+``--seeds`` values of ``random_state`` (the split stays fixed). On the 20,000-row
+problem one seed is used. Fit times are the fastest of all fits of a cell.
 """
 
 from __future__ import annotations
@@ -53,60 +58,65 @@ class Pair:
 
     chapter: str
     name: str
-    ours: Callable[[], object]
-    reference: Callable[[], object]
+    ours: Callable[[int], object]
+    reference: Callable[[int], object]
 
 
 def pairs() -> list[Pair]:
-    def stack_members(lib):
+    def stack_members(lib, seed):
         return [
-            ("forest", lib.RandomForestClassifier(n_estimators=50, random_state=SEED)),
-            ("boosting", lib.GradientBoostingClassifier(n_estimators=50, random_state=SEED)),
+            ("forest", lib.RandomForestClassifier(n_estimators=50, random_state=seed)),
+            ("boosting", lib.GradientBoostingClassifier(n_estimators=50, random_state=seed)),
         ]
 
     return [
         Pair("random_forest", "DecisionTreeClassifier",
-             lambda: ours.DecisionTreeClassifier(random_state=SEED),
-             lambda: sk_tree.DecisionTreeClassifier(random_state=SEED)),
+             lambda seed: ours.DecisionTreeClassifier(random_state=seed),
+             lambda seed: sk_tree.DecisionTreeClassifier(random_state=seed)),
         Pair("ensemble_learning", "BaggingClassifier (10 trees)",
-             lambda: ours.BaggingClassifier(n_estimators=10, random_state=SEED),
-             lambda: sk_ensemble.BaggingClassifier(n_estimators=10, random_state=SEED)),
+             lambda seed: ours.BaggingClassifier(n_estimators=10, random_state=seed),
+             lambda seed: sk_ensemble.BaggingClassifier(n_estimators=10, random_state=seed)),
         Pair("random_forest", "RandomForestClassifier (100 trees)",
-             lambda: ours.RandomForestClassifier(n_estimators=100, random_state=SEED),
-             lambda: sk_ensemble.RandomForestClassifier(n_estimators=100, n_jobs=1, random_state=SEED)),
+             lambda seed: ours.RandomForestClassifier(n_estimators=100, random_state=seed),
+             lambda seed: sk_ensemble.RandomForestClassifier(n_estimators=100, n_jobs=1, random_state=seed)),
         Pair("adaboost", "AdaBoostClassifier (100 depth-2 trees)",
-             lambda: ours.AdaBoostClassifier(ours.DecisionTreeClassifier(max_depth=2), n_estimators=100,
-                                             random_state=SEED),
-             lambda: sk_ensemble.AdaBoostClassifier(sk_tree.DecisionTreeClassifier(max_depth=2), n_estimators=100,
-                                                    random_state=SEED)),
+             lambda seed: ours.AdaBoostClassifier(ours.DecisionTreeClassifier(max_depth=2), n_estimators=100,
+                                                  random_state=seed),
+             lambda seed: sk_ensemble.AdaBoostClassifier(sk_tree.DecisionTreeClassifier(max_depth=2),
+                                                         n_estimators=100, random_state=seed)),
         Pair("gbdt", "GradientBoostingClassifier (100 depth-3 trees)",
-             lambda: ours.GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=SEED),
-             lambda: sk_ensemble.GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=SEED)),
+             lambda seed: ours.GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=seed),
+             lambda seed: sk_ensemble.GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=seed)),
         Pair("ensemble_learning", "StackingClassifier (forest + boosting)",
-             lambda: ours.StackingClassifier(stack_members(ours), final_estimator=LogisticRegression(max_iter=1000)),
-             lambda: sk_ensemble.StackingClassifier(stack_members(sk_ensemble),
-                                                    final_estimator=LogisticRegression(max_iter=1000))),
+             lambda seed: ours.StackingClassifier(stack_members(ours, seed), random_state=seed,
+                                                  final_estimator=LogisticRegression(max_iter=1000)),
+             lambda seed: sk_ensemble.StackingClassifier(stack_members(sk_ensemble, seed),
+                                                         final_estimator=LogisticRegression(max_iter=1000))),
     ]
 
 
-def timed_fit(make: Callable[[], object], X: np.ndarray, y: np.ndarray, repeat: int) -> tuple[object, float]:
-    best, model = np.inf, None
-    for _ in range(repeat):
-        model = make()
+def fit_and_score(make: Callable[[int], object], split: tuple[np.ndarray, ...], seeds: list[int]) -> tuple[float, float]:
+    """Mean held-out accuracy (in points) over ``seeds`` and the fastest fit time."""
+    X_train, X_test, y_train, y_test = split
+    accuracies, fastest = [], np.inf
+    for seed in seeds:
+        model = make(seed)
         start = time.perf_counter()
-        model.fit(X, y)
-        best = min(best, time.perf_counter() - start)
-    return model, best
+        model.fit(X_train, y_train)
+        fastest = min(fastest, time.perf_counter() - start)
+        accuracies.append(100 * model.score(X_test, y_test))
+    return float(np.mean(accuracies)), fastest
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated chapters to run (default: all)")
-    parser.add_argument("--repeat", type=int, default=1, help="fits per estimator; the best time counts")
+    parser.add_argument("--seeds", type=int, default=3, help="random_state values averaged on the small data sets")
     args = parser.parse_args(argv)
     chosen = {c for c in args.only.split(",") if c}
 
     data = datasets()
+    print(f"accuracy: mean over {args.seeds} seeds on digits and breast_cancer, one seed on classification_20k")
     header = f"{'estimator':48s} {'data':19s} {'acc ours':>8s} {'acc sk':>8s} {'diff':>6s} {'fit ours':>9s} {'fit sk':>8s} {'ratio':>6s}"
     print(header)
     print("-" * len(header))
@@ -115,11 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     for pair in pairs():
         if chosen and pair.chapter not in chosen:
             continue
-        for data_name, (X_train, X_test, y_train, y_test) in data.items():
-            ours_model, t_ours = timed_fit(pair.ours, X_train, y_train, args.repeat)
-            ref_model, t_ref = timed_fit(pair.reference, X_train, y_train, args.repeat)
-            acc_ours = 100 * ours_model.score(X_test, y_test)
-            acc_ref = 100 * ref_model.score(X_test, y_test)
+        for data_name, split in data.items():
+            seeds = [SEED] if data_name == "classification_20k" else list(range(args.seeds))
+            acc_ours, t_ours = fit_and_score(pair.ours, split, seeds)
+            acc_ref, t_ref = fit_and_score(pair.reference, split, seeds)
             diff = acc_ours - acc_ref
             ratios[(pair.name, data_name)] = t_ours / t_ref
             print(f"{pair.name:48s} {data_name:19s} {acc_ours:8.2f} {acc_ref:8.2f} {diff:+6.2f} "

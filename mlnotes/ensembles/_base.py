@@ -6,6 +6,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from mlnotes import runtime
+
 __all__ = ["as_generator", "bootstrap_counts", "check_positive_int", "check_fraction", "oob_average"]
 
 
@@ -29,17 +31,16 @@ def check_fraction(value: object, name: str, *, low: float = 0.0, high: float = 
 def as_generator(random_state: int | np.random.Generator | np.random.RandomState | None) -> np.random.Generator:
     """A :class:`numpy.random.Generator` from scikit-learn's ``random_state`` conventions.
 
-    An int seeds a new generator (same seed, same numbers); a ``Generator`` is
-    used as is; a legacy ``RandomState`` seeds a new generator from its stream;
-    ``None`` draws fresh entropy from the operating system.
+    The estimators of Part 2 follow scikit-learn, whose ``random_state`` may also be
+    ``None`` (fresh entropy from the operating system) or a legacy ``RandomState``
+    (which seeds a new generator from its stream); ints and generators are handled by
+    :func:`mlnotes.runtime.as_generator`, the book's own convention.
     """
-    if random_state is None or isinstance(random_state, Integral) and not isinstance(random_state, bool):
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return random_state
+    if random_state is None:
+        return np.random.default_rng()
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**31))
-    raise ValueError(f"random_state must be None, an int or a numpy random generator, got {random_state!r}")
+    return runtime.as_generator(random_state, name="random_state")
 
 
 def bootstrap_counts(n_samples: int, rng: np.random.Generator, n_draws: int | None = None) -> np.ndarray:

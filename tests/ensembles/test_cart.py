@@ -215,6 +215,39 @@ def test_grow_tree_leaf_of_row_matches_apply():
     assert np.all(tree.feature[leaf_of_row] == -1)
 
 
+@pytest.mark.parametrize("weights", ["integer", "skewed"])
+@pytest.mark.parametrize(
+    ("criterion", "max_features", "min_samples_leaf"),
+    [("gini", None, 1), ("entropy", 5, 1), ("gini", 5, 4), ("squared_error", None, 1), ("squared_error", 3, 3)],
+)
+def test_dense_and_sparse_split_search_grow_the_same_tree(criterion, max_features, min_samples_leaf, weights):
+    # grow_tree switches from dense histograms to occupied cells as nodes get small;
+    # forcing either search everywhere must give the same tree, node for node.
+    rng = np.random.default_rng(7)
+    X = np.column_stack([rng.normal(size=600), rng.integers(0, 12, 600), rng.uniform(size=(600, 6))])
+    regression = criterion == "squared_error"
+    y = X[:, 0] + np.sin(3 * X[:, 2]) + rng.normal(0, 0.3, 600)
+    target, n_classes = (y, 0) if regression else (np.digitize(y, [-0.5, 0.5]), 3)
+    if weights == "integer":
+        weight = rng.integers(1, 4, 600).astype(float)
+    else:  # weights over twenty orders of magnitude, as late boosting rounds produce
+        weight = 10.0 ** rng.uniform(-20, 0, 600)
+    bins = BinMapper.fit(X, 255)
+    codes = bins.transform(X)
+    grown = [
+        grow_tree(codes, bins, target, weight, n_classes=n_classes, criterion=criterion, max_features=max_features,
+                  min_samples_leaf=min_samples_leaf, rng=np.random.default_rng(0), dense_limit=limit)
+        for limit in (0.0, np.inf, 1.0)
+    ]
+    (reference, reference_leaves), others = grown[0], grown[1:]
+    assert reference.node_count > 50
+    for tree, leaves in others:
+        for name in ("feature", "threshold", "left", "right", "n_node_samples", "value", "impurity"):
+            np.testing.assert_array_equal(getattr(tree, name), getattr(reference, name), err_msg=name)
+        np.testing.assert_array_equal(leaves, reference_leaves)
+
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.sampled_from(["gini", "entropy"]))
 def test_monotone_feature_transform_keeps_the_partition(seed, criterion):
