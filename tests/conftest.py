@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
-
-@functools.cache
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
+from mlnotes.runtime import _cuda_available
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
