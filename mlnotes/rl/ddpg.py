@@ -569,7 +569,7 @@ def train(
 
     bar = None
     if _show_progress(progress):
-        from tqdm.auto import tqdm
+        from tqdm.std import tqdm  # the plain text bar: it renders in terminals and notebooks alike
 
         bar = tqdm(total=total_steps, desc=f"DDPG {env_id}", unit="step")
     try:
