@@ -46,8 +46,8 @@ class Batch:
 
     Attributes
     ----------
-    obs, next_obs : torch.Tensor, shape (batch, *obs_shape)
-    action : torch.Tensor, shape (batch, *action_shape); int64 for discrete actions
+    obs, next_obs : torch.Tensor, shape ``(batch, *obs_shape)``
+    action : torch.Tensor, shape ``(batch, *action_shape)``; int64 for discrete actions
     reward : torch.Tensor, shape (batch,)
     terminated : torch.Tensor, shape (batch,)
         1.0 where the episode ended in a terminal state (no bootstrapping from
