@@ -47,15 +47,6 @@ class TargetBandit(gym.Env):
         return self._s.copy(), reward, True, False, {}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Networks this small run fastest (and reproducibly) on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TOY_ID = "mlnotes-test/TargetBandit-v0"
 if TOY_ID not in gym.registry:
     gym.register(TOY_ID, entry_point=TargetBandit)

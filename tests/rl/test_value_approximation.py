@@ -28,14 +28,6 @@ from mlnotes.rl.value_approximation import (
     true_values,
 )
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks run fastest on one thread (and other test files share the two cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 SMOKE = DQNConfig(learning_starts=500, exploration_steps=1_500, target_update_interval=200, buffer_size=5_000,
                   batch_size=64, learning_rate=1e-3, hidden_sizes=(64, 64))
