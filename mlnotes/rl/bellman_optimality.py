@@ -358,6 +358,33 @@ def _initial_values(v0: Any, n_states: int) -> np.ndarray:
     return np.zeros(n_states) if v0 is None else _check_values(v0, n_states, "v0").copy()
 
 
+def _result(
+    P: np.ndarray,
+    R: np.ndarray,
+    gamma: float,
+    values: list[np.ndarray],
+    policies: list[np.ndarray],
+    residuals: list[float],
+    *,
+    sweeps: int,
+    converged: bool,
+    method: str,
+) -> SolverResult:
+    """Package a solver's history; the reported policy is greedy with respect to the last values."""
+    v = values[-1]
+    return SolverResult(
+        values=v,
+        policy=_greedy(R + gamma * (P @ v), TIE_TOLERANCE),
+        iterations=len(residuals),
+        sweeps=sweeps,
+        value_history=np.array(values),
+        policy_history=np.array(policies),
+        residuals=np.array(residuals),
+        converged=converged,
+        method=method,
+    )
+
+
 def value_iteration(
     P: np.ndarray,
     R: np.ndarray,
@@ -409,17 +436,8 @@ def value_iteration(
         if bound * residuals[-1] < tol:
             converged = True
             break
-    return SolverResult(
-        values=v,
-        policy=_greedy(R + gamma * (P @ v), TIE_TOLERANCE),
-        iterations=len(residuals),
-        sweeps=len(residuals),
-        value_history=np.array(values),
-        policy_history=np.array(policies),
-        residuals=np.array(residuals),
-        converged=converged,
-        method="value iteration",
-    )
+    return _result(P, R, gamma, values, policies, residuals, sweeps=len(residuals), converged=converged,
+                   method="value iteration")
 
 
 def truncated_policy_iteration(
@@ -488,17 +506,8 @@ def truncated_policy_iteration(
         policies.append(policy)
         if converged:
             break
-    return SolverResult(
-        values=v,
-        policy=_greedy(R + gamma * (P @ v), TIE_TOLERANCE),
-        iterations=len(residuals),
-        sweeps=sweeps,
-        value_history=np.array(values),
-        policy_history=np.array(policies),
-        residuals=np.array(residuals),
-        converged=converged,
-        method=f"truncated policy iteration (k={k})",
-    )
+    return _result(P, R, gamma, values, policies, residuals, sweeps=sweeps, converged=converged,
+                   method=f"truncated policy iteration (k={k})")
 
 
 def policy_iteration(
@@ -569,17 +578,8 @@ def policy_iteration(
         v = v_next
         values.append(v)
         policies.append(policy)
-    return SolverResult(
-        values=v,
-        policy=_greedy(R + gamma * (P @ v), TIE_TOLERANCE),
-        iterations=len(residuals),
-        sweeps=len(residuals) + int(converged),
-        value_history=np.array(values),
-        policy_history=np.array(policies),
-        residuals=np.array(residuals),
-        converged=converged,
-        method="policy iteration",
-    )
+    return _result(P, R, gamma, values, policies, residuals, sweeps=len(residuals) + int(converged),
+                   converged=converged, method="policy iteration")
 
 
 # --------------------------------------------------------------------------- MDPs to solve
