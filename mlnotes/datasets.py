@@ -35,9 +35,11 @@ from mlnotes.runtime import as_generator
 __all__ = [
     "Dataset",
     "GaussianMixture",
+    "adding_problem",
     "checkerboard",
     "gaussian_mixture",
     "load_digits",
+    "load_news_corpus",
     "make_classification",
     "make_regression",
     "moons",
@@ -56,7 +58,8 @@ class Dataset:
     Attributes
     ----------
     X : numpy.ndarray
-        Inputs, shape ``(n_samples, n_features)``.
+        Inputs, shape ``(n_samples, n_features)``; sequence data sets have
+        ``(n_samples, seq_len, n_features)``.
     y : numpy.ndarray
         Targets, shape ``(n_samples,)``: class labels (integers) or real values,
         as the generator's docstring says.
@@ -72,8 +75,8 @@ class Dataset:
     description: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.X, np.ndarray) or self.X.ndim != 2:
-            raise ValueError(f"X must be a 2-D numpy array (n_samples, n_features), got {_describe(self.X)}")
+        if not isinstance(self.X, np.ndarray) or self.X.ndim < 2:
+            raise ValueError(f"X must be a numpy array of at least 2 dimensions (n_samples, ...), got {_describe(self.X)}")
         if not isinstance(self.y, np.ndarray) or self.y.shape != (self.X.shape[0],):
             raise ValueError(f"y must be a 1-D numpy array of length {self.X.shape[0]}, got {_describe(self.y)}")
 
@@ -639,3 +642,86 @@ def make_regression(
     noise = _check_nonnegative(noise, "noise")
     X, y = make_friedman1(n_samples=n_samples, n_features=n_features, noise=noise, random_state=_seed_for_sklearn(as_generator(rng)))
     return Dataset(X=X, y=y, name="friedman1", description=f"Friedman #1 regression, {n_features} features (5 relevant), noise {noise}")
+
+
+# --------------------------------------------------------------------------- text and sequences
+
+
+def load_news_corpus(*, tokenize: bool = False) -> list[str] | list[list[str]]:
+    """The Lee news corpus: 300 short Australian news articles (about 60,000 words).
+
+    gensim ships the file ``lee_background.cor`` among its test data, so it is on
+    disk wherever gensim is installed; nothing is downloaded.
+
+    Parameters
+    ----------
+    tokenize : bool, default False
+        If False, return one string per article (the raw text, for tokenizers).
+        If True, return each article as a list of lower-case word tokens: runs of
+        2 to 15 letters, as gensim's ``simple_preprocess`` makes them (for word2vec).
+
+    Returns
+    -------
+    list of str, or list of list of str
+        The 300 articles, in file order.
+
+    Raises
+    ------
+    ImportError
+        If gensim is not installed.
+    """
+    import re
+    from pathlib import Path
+
+    try:
+        import gensim
+    except ImportError as err:  # pragma: no cover - gensim is in requirements.txt
+        raise ImportError("load_news_corpus needs gensim, which ships the corpus file: pip install gensim") from err
+    path = Path(gensim.__file__).parent / "test" / "test_data" / "lee_background.cor"
+    if not path.is_file():  # pragma: no cover - a gensim build without its test data
+        raise FileNotFoundError(f"gensim is installed but its test data file {path.name} is missing")
+    articles = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not tokenize:
+        return articles
+    word = re.compile(r"[^\W\d_]+")
+    return [[w for w in word.findall(text.lower()) if 2 <= len(w) <= 15] for text in articles]
+
+
+def adding_problem(n: int = 1000, seq_len: int = 50, *, rng: np.random.Generator | int) -> Dataset:
+    """The adding problem of Hochreiter and Schmidhuber (1997): a long-lag memory task.
+
+    Each input step carries two numbers: a value drawn from ``U[0, 1]`` and a marker
+    that is 1 at exactly two positions (one in the first half of the sequence, one in
+    the second) and 0 elsewhere. The target is the sum of the two marked values. A
+    model must remember the first marked value for up to ``seq_len`` steps; always
+    predicting the mean (1.0) gives a mean squared error of about 1/6.
+
+    Parameters
+    ----------
+    n : int, default 1000
+        Number of sequences.
+    seq_len : int, default 50
+        Length of each sequence, at least 2.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+
+    Returns
+    -------
+    Dataset
+        ``X`` of shape ``(n, seq_len, 2)`` (value, marker), float32; ``y`` of shape
+        ``(n,)``, float32, the sum of the two marked values.
+    """
+    n = _check_count(n, "n")
+    seq_len = _check_count(seq_len, "seq_len", minimum=2)
+    rng = as_generator(rng)
+    values = rng.random((n, seq_len))
+    half = seq_len // 2
+    first = rng.integers(0, half, size=n)
+    second = rng.integers(half, seq_len, size=n)
+    markers = np.zeros((n, seq_len))
+    rows = np.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    X = np.stack([values, markers], axis=-1).astype(np.float32)
+    y = (values[rows, first] + values[rows, second]).astype(np.float32)
+    return Dataset(X=X, y=y, name="adding_problem", description=f"adding problem, length {seq_len}: y = sum of the two marked values")

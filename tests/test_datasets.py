@@ -201,3 +201,28 @@ def test_mixture_bad_points_and_args() -> None:
         GaussianMixture.ring(std=0.0)
     with pytest.raises(TypeError, match="mixture"):
         datasets.gaussian_mixture(10, rng=0, mixture="ring")  # type: ignore[arg-type]
+
+
+def test_news_corpus_raw_and_tokenized():
+    pytest.importorskip("gensim")
+    raw = datasets.load_news_corpus()
+    words = datasets.load_news_corpus(tokenize=True)
+    assert len(raw) == len(words) == 300
+    assert all(isinstance(a, str) and a for a in raw)
+    flat = [w for doc in words for w in doc]
+    assert 50_000 < len(flat) < 70_000
+    assert all(w == w.lower() and w.isalpha() and 2 <= len(w) <= 15 for w in flat)
+    assert "attacks" in flat and "bombings" in flat
+
+
+def test_adding_problem_target_is_sum_of_marked_values():
+    X, y = datasets.adding_problem(200, 30, rng=0)
+    assert X.shape == (200, 30, 2) and y.shape == (200,) and X.dtype == np.float32
+    markers = X[:, :, 1]
+    assert np.all(markers.sum(axis=1) == 2)
+    assert np.all(markers[:, :15].sum(axis=1) == 1)
+    np.testing.assert_allclose(y, (X[:, :, 0] * markers).sum(axis=1), rtol=1e-6)
+    X2, y2 = datasets.adding_problem(200, 30, rng=0)
+    np.testing.assert_array_equal(X, X2)
+    with pytest.raises(ValueError, match="seq_len"):
+        datasets.adding_problem(10, 1, rng=0)
