@@ -92,6 +92,9 @@ def throughput(lengths: list[int], head_dims: list[int]) -> list[dict]:
                 ours = flash_attention_triton(q, k, v, causal=causal)
                 ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
                 max_diff = (ours.float() - ref.float()).abs().max().item()
+                # the second call takes the cached direct launch: it must give the same bits
+                if not torch.equal(ours, flash_attention_triton(q, k, v, causal=causal)):
+                    raise AssertionError(f"cached launch differs from the first call at N={n}, d={head_dim}, causal={causal}")
                 flops = _flops(n, head_dim, causal)
                 t_ours = _bench(lambda: flash_attention_triton(q, k, v, causal=causal))
                 t_sdpa = _bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
