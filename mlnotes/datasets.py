@@ -35,6 +35,7 @@ from mlnotes.runtime import as_generator
 __all__ = [
     "Dataset",
     "GaussianMixture",
+    "PlantedCorpus",
     "adding_problem",
     "checkerboard",
     "gaussian_mixture",
@@ -44,6 +45,7 @@ __all__ = [
     "make_regression",
     "moons",
     "noisy_sine",
+    "planted_corpus",
     "sine_target",
     "swiss_roll",
 ]
@@ -725,3 +727,204 @@ def adding_problem(n: int = 1000, seq_len: int = 50, *, rng: np.random.Generator
     X = np.stack([values, markers], axis=-1).astype(np.float32)
     y = (values[rows, first] + values[rows, second]).astype(np.float32)
     return Dataset(X=X, y=y, name="adding_problem", description=f"adding problem, length {seq_len}: y = sum of the two marked values")
+
+
+# --------------------------------------------------------------------------- a corpus with planted word classes
+
+
+@dataclass(frozen=True, repr=False)
+class PlantedCorpus:
+    """A synthetic corpus whose word classes and analogies are known by construction.
+
+    Made by :func:`planted_corpus`. A corpus is a list of sentences, not an
+    ``(X, y)`` pair, so this record replaces :class:`Dataset` here.
+
+    Attributes
+    ----------
+    sentences : list of list of str
+        The sentences, each a list of word tokens.
+    word_class : dict of str to str
+        Ground truth: the class of every *class word* (``"animal03"``) and of every
+        *pair word* (``"animal_x"``), keyed by word. Filler and marker words have no class.
+    word_attribute : dict of str to str
+        The attribute of every pair word and every marker word.
+    analogies : list of tuple of str
+        Quadruples ``(a, b, c, d)`` of pair words with ``a - b + c = d`` by
+        construction: ``a = (k1, t1)``, ``b = (k2, t1)``, ``c = (k2, t2)``,
+        ``d = (k1, t2)`` for classes ``k1 != k2`` and attributes ``t1 != t2``
+        (the pattern of "king - man + woman = queen").
+    class_names : tuple of str
+        The classes, in order.
+    attribute_names : tuple of str
+        The attributes, in order.
+    description : str
+        One line: how the corpus was generated.
+    """
+
+    sentences: list[list[str]]
+    word_class: dict[str, str]
+    word_attribute: dict[str, str]
+    analogies: list[tuple[str, str, str, str]]
+    class_names: tuple[str, ...]
+    attribute_names: tuple[str, ...]
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def __repr__(self) -> str:
+        n_tokens = sum(len(s) for s in self.sentences)
+        return (
+            f"PlantedCorpus({len(self.sentences)} sentences, {n_tokens} tokens, "
+            f"{len(self.class_names)} classes, {len(self.attribute_names)} attributes)"
+        )
+
+
+_PLANTED_CLASS_NAMES = (
+    "animal", "city", "colour", "food", "job", "sport", "tool", "weather",
+    "metal", "plant", "music", "fabric", "drink", "vehicle", "number", "emotion",
+)
+_PLANTED_ATTRIBUTE_NAMES = ("x", "y", "z", "w")
+
+
+def planted_corpus(
+    n_sentences: int = 2000,
+    *,
+    n_classes: int = 8,
+    words_per_class: int = 20,
+    n_attributes: int = 2,
+    markers_per_attribute: int = 5,
+    n_filler: int = 30,
+    sentence_length: tuple[int, int] = (10, 20),
+    filler_share: float = 0.3,
+    rng: np.random.Generator | int,
+) -> PlantedCorpus:
+    """A corpus with planted word classes and analogies, for word2vec (Part 3).
+
+    Every sentence is about one *class* ``k`` (a topic, such as ``"animal"``) and
+    carries one *attribute* ``t`` (``"x"`` or ``"y"``, like grammatical gender). Its
+    tokens are drawn independently from a mixture:
+
+    - with probability `filler_share`, a *filler* word (``"the0"``, ...), Zipf-distributed
+      and shared by all sentences, like function words;
+    - otherwise, with probabilities 0.5 / 0.3 / 0.2 of the rest: a *class word*
+      of ``k`` (``"animal00"`` to ``"animal19"``, uniform), a *marker* of ``t``
+      (``"x0"`` to ``"x4"``, uniform), or the *pair word* ``"animal_x"`` of ``(k, t)``.
+
+    Class words co-occur with the words of their own class, so their embeddings
+    should cluster by class. A pair word's contexts depend on its class and its
+    attribute independently, so by the log-bilinear form of word2vec its vector is
+    about a class part plus an attribute part, and ``animal_x - city_x + city_y``
+    lands near ``animal_y``: the analogies hold by construction.
+
+    Parameters
+    ----------
+    n_sentences : int, default 2000
+        Number of sentences; class and attribute of each are uniform.
+    n_classes : int, default 8
+        Number of classes, 2 to 16.
+    words_per_class : int, default 20
+        Class words per class, at least 1.
+    n_attributes : int, default 2
+        Number of attributes, 2 to 4 (at least 2 so that analogies exist).
+    markers_per_attribute : int, default 5
+        Marker words per attribute, at least 1.
+    n_filler : int, default 30
+        Number of filler words, at least 1.
+    sentence_length : tuple of int, default (10, 20)
+        Inclusive range of the (uniform) sentence length, ``2 <= low <= high``.
+    filler_share : float, default 0.3
+        Probability that a token is a filler word, in ``[0, 1)``.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+
+    Returns
+    -------
+    PlantedCorpus
+        The sentences and the ground truth (classes, attributes, analogy quadruples).
+
+    Examples
+    --------
+    >>> corpus = planted_corpus(100, rng=0)
+    >>> corpus.word_class["animal03"], corpus.analogies[0]
+    ('animal', ('animal_x', 'city_x', 'city_y', 'animal_y'))
+    """
+    n_sentences = _check_count(n_sentences, "n_sentences")
+    n_classes = _check_count(n_classes, "n_classes", minimum=2)
+    if n_classes > len(_PLANTED_CLASS_NAMES):
+        raise ValueError(f"n_classes must be <= {len(_PLANTED_CLASS_NAMES)}, got {n_classes}")
+    words_per_class = _check_count(words_per_class, "words_per_class")
+    n_attributes = _check_count(n_attributes, "n_attributes", minimum=2)
+    if n_attributes > len(_PLANTED_ATTRIBUTE_NAMES):
+        raise ValueError(f"n_attributes must be <= {len(_PLANTED_ATTRIBUTE_NAMES)}, got {n_attributes}")
+    markers_per_attribute = _check_count(markers_per_attribute, "markers_per_attribute")
+    n_filler = _check_count(n_filler, "n_filler")
+    if (
+        not isinstance(sentence_length, tuple)
+        or len(sentence_length) != 2
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in sentence_length)
+        or not 2 <= sentence_length[0] <= sentence_length[1]
+    ):
+        raise ValueError(f"sentence_length must be a tuple (low, high) of ints with 2 <= low <= high, got {sentence_length!r}")
+    filler_share = _check_nonnegative(filler_share, "filler_share")
+    if filler_share >= 1:
+        raise ValueError(f"filler_share must be in [0, 1), got {filler_share}")
+    rng = as_generator(rng)
+
+    classes = _PLANTED_CLASS_NAMES[:n_classes]
+    attributes = _PLANTED_ATTRIBUTE_NAMES[:n_attributes]
+    class_words = [[f"{k}{i:02d}" for i in range(words_per_class)] for k in classes]
+    markers = [[f"{t}{i}" for i in range(markers_per_attribute)] for t in attributes]
+    pair_words = [[f"{k}_{t}" for t in attributes] for k in classes]
+    fillers = [f"the{i}" for i in range(n_filler)]
+    zipf = 1.0 / np.arange(1, n_filler + 1)
+    zipf /= zipf.sum()
+
+    # Token kinds: 0 filler, 1 class word, 2 marker, 3 pair word.
+    content = 1.0 - filler_share
+    kind_probs = np.array([filler_share, 0.5 * content, 0.3 * content, 0.2 * content])
+    sentence_class = rng.integers(n_classes, size=n_sentences)
+    sentence_attribute = rng.integers(n_attributes, size=n_sentences)
+    lengths = rng.integers(sentence_length[0], sentence_length[1] + 1, size=n_sentences)
+    sentences = []
+    for k, t, length in zip(sentence_class, sentence_attribute, lengths):
+        kinds = rng.choice(4, size=length, p=kind_probs)
+        filler_draws = rng.choice(n_filler, size=length, p=zipf)
+        class_draws = rng.integers(words_per_class, size=length)
+        marker_draws = rng.integers(markers_per_attribute, size=length)
+        sentence = []
+        for kind, f, c, m in zip(kinds, filler_draws, class_draws, marker_draws):
+            if kind == 0:
+                sentence.append(fillers[f])
+            elif kind == 1:
+                sentence.append(class_words[k][c])
+            elif kind == 2:
+                sentence.append(markers[t][m])
+            else:
+                sentence.append(pair_words[k][t])
+        sentences.append(sentence)
+
+    word_class = {w: k for k, words in zip(classes, class_words) for w in words}
+    word_class.update({w: k for k, words in zip(classes, pair_words) for w in words})
+    word_attribute = {pair_words[i][j]: t for i in range(n_classes) for j, t in enumerate(attributes)}
+    word_attribute.update({w: t for t, words in zip(attributes, markers) for w in words})
+    analogies = [
+        (pair_words[k1][t1], pair_words[k2][t1], pair_words[k2][t2], pair_words[k1][t2])
+        for k1 in range(n_classes)
+        for k2 in range(n_classes)
+        for t1 in range(n_attributes)
+        for t2 in range(n_attributes)
+        if k1 != k2 and t1 != t2
+    ]
+    return PlantedCorpus(
+        sentences=sentences,
+        word_class=word_class,
+        word_attribute=word_attribute,
+        analogies=analogies,
+        class_names=tuple(classes),
+        attribute_names=tuple(attributes),
+        description=(
+            f"planted corpus: {n_sentences} sentences, {n_classes} classes x {words_per_class} words, "
+            f"{n_attributes} attributes, {n_classes * n_attributes} pair words, {n_filler} fillers"
+        ),
+    )

@@ -377,6 +377,7 @@ class FlashAttentionFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float, block_q: int, block_k: int) -> torch.Tensor:
+        """The tiled forward pass; keeps ``q, k, v``, the output and the row logsumexp for the backward pass."""
         out, lse = _flash_forward(q, k, v, causal, scale, block_q, block_k)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.causal, ctx.scale, ctx.block_q, ctx.block_k = causal, scale, block_q, block_k
@@ -385,6 +386,7 @@ class FlashAttentionFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """The tiled backward pass: recomputes the probabilities tile by tile from the logsumexp."""
         q, k, v, out, lse = ctx.saved_tensors
         grad_q, grad_k, grad_v = _flash_backward(
             q, k, v, out, lse, grad_out, ctx.causal, ctx.scale, ctx.block_q, ctx.block_k
