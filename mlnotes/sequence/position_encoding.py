@@ -1103,6 +1103,27 @@ def train_recall_model(
     return RecallResult(scheme, model, losses, config)
 
 
+def _recall_test_set(result: RecallResult, length: int, n: int, rng: np.random.Generator | int, blocks: int):
+    """Validated test sequences for :func:`recall_accuracy` and :func:`recall_attention`.
+
+    Returns ``(tokens, targets, device)``, or None when the scheme cannot represent
+    positions up to ``length - 1`` (a learned table shorter than `length`).
+    """
+    if not isinstance(result, RecallResult):
+        raise TypeError(f"result must be a RecallResult, got {type(result).__name__}")
+    length, blocks = _check_int(length, "length"), _check_int(blocks, "blocks")
+    if length % blocks:
+        raise ValueError(f"length ({length}) must be a multiple of blocks, got {blocks}")
+    encoding = result.model.encoding
+    if isinstance(encoding, LearnedEncoding) and length > encoding.max_len:
+        return None
+    config = result.config
+    tokens, targets = make_recall_task(
+        n, length, num_signals=config.num_signals, num_noise=config.num_noise, signal_prob=config.signal_prob, rng=rng
+    )
+    return tokens, targets, next(result.model.parameters()).device
+
+
 def recall_accuracy(result: RecallResult, length: int, *, n: int = 256, rng: np.random.Generator | int, blocks: int = 1) -> list[float]:
     """Accuracy of a trained recall model on fresh sequences of `length` tokens.
 
@@ -1126,19 +1147,10 @@ def recall_accuracy(result: RecallResult, length: int, *, n: int = 256, rng: np.
         Accuracy per block; NaN for all blocks if the scheme cannot represent
         positions up to ``length - 1`` (a learned table shorter than `length`).
     """
-    if not isinstance(result, RecallResult):
-        raise TypeError(f"result must be a RecallResult, got {type(result).__name__}")
-    length, blocks = _check_int(length, "length"), _check_int(blocks, "blocks")
-    if length % blocks:
-        raise ValueError(f"length ({length}) must be a multiple of blocks, got {blocks}")
-    encoding = result.model.encoding
-    if isinstance(encoding, LearnedEncoding) and length > encoding.max_len:
+    test = _recall_test_set(result, length, n, rng, blocks)
+    if test is None:
         return [math.nan] * blocks
-    config = result.config
-    tokens, targets = make_recall_task(
-        n, length, num_signals=config.num_signals, num_noise=config.num_noise, signal_prob=config.signal_prob, rng=rng
-    )
-    device = next(result.model.parameters()).device
+    tokens, targets, device = test
     with torch.no_grad():
         correct = (result.model(tokens.to(device)).argmax(-1).cpu() == targets).double()
     return [float(block.mean()) for block in correct.chunk(blocks, dim=1)]
@@ -1169,19 +1181,11 @@ def recall_attention(result: RecallResult, length: int, *, n: int = 128, rng: np
     list of float, length `blocks`
         NaN for all blocks if the scheme cannot represent the positions.
     """
-    if not isinstance(result, RecallResult):
-        raise TypeError(f"result must be a RecallResult, got {type(result).__name__}")
-    length, blocks = _check_int(length, "length"), _check_int(blocks, "blocks")
-    if length % blocks:
-        raise ValueError(f"length ({length}) must be a multiple of blocks, got {blocks}")
-    encoding = result.model.encoding
-    if isinstance(encoding, LearnedEncoding) and length > encoding.max_len:
+    test = _recall_test_set(result, length, n, rng, blocks)
+    if test is None:
         return [math.nan] * blocks
+    tokens, _, device = test
     config = result.config
-    tokens, _ = make_recall_task(
-        n, length, num_signals=config.num_signals, num_noise=config.num_noise, signal_prob=config.signal_prob, rng=rng
-    )
-    device = next(result.model.parameters()).device
     tokens = tokens.to(device)
     positions = torch.arange(length, device=device)
     last_signal = torch.where(tokens < config.num_signals, positions, torch.zeros_like(positions)).cummax(dim=1).values
