@@ -37,7 +37,7 @@ pytestmark = pytest.mark.site
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-PAGES = ["book/intro.html", "book/ensembles/random_forest.html", "book/rl/dpo.html"]
+PAGES = ["book/intro.html", "book/ensembles/random_forest.html", "book/sequence/flash_attention.html", "book/rl/dpo.html"]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = [
     "--headless",
