@@ -885,9 +885,13 @@ class SequenceRegressor(nn.Module):
         ``torch.nn.RNN`` and the like.
     hidden_size : int
         The core's output width.
+    generator : torch.Generator, optional
+        Draws the read-out's initial weights, ``U(-1/sqrt(hidden), 1/sqrt(hidden))`` as
+        ``torch.nn.Linear`` does; a fresh ``torch.Generator().manual_seed(0)`` when None,
+        so that the global random state is never used.
     """
 
-    def __init__(self, core: nn.Module, hidden_size: int) -> None:
+    def __init__(self, core: nn.Module, hidden_size: int, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if not isinstance(core, nn.Module):
             raise TypeError(f"core must be a torch.nn.Module, got {type(core).__name__}")
@@ -896,6 +900,11 @@ class SequenceRegressor(nn.Module):
         self.core = core
         p = next(core.parameters())
         self.readout = nn.Linear(_check_positive_int(hidden_size, "hidden_size"), 1, device=p.device, dtype=p.dtype)
+        generator = torch.Generator().manual_seed(0) if generator is None else generator
+        bound = 1.0 / math.sqrt(hidden_size)
+        with torch.no_grad():
+            for param in (self.readout.weight, self.readout.bias):
+                param.copy_(torch.empty(param.shape, dtype=param.dtype).uniform_(-bound, bound, generator=generator))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` of shape ``(batch, seq_len, features)`` to predictions of shape ``(batch,)``."""
@@ -996,7 +1005,7 @@ def train_adding_problem(core: nn.Module, config: AddingProblemConfig, *, rng: n
     if not config.lr > 0 or not config.clip_grad_norm > 0:
         raise ValueError(f"config.lr and config.clip_grad_norm must be > 0, got {config.lr} and {config.clip_grad_norm}")
     rng = as_generator(rng)
-    model = SequenceRegressor(core, config.hidden_size)
+    model = SequenceRegressor(core, config.hidden_size, generator=torch.Generator().manual_seed(int(rng.integers(2**31))))
     p = next(model.parameters())
     tensors = lambda d: (torch.as_tensor(d.X, dtype=p.dtype, device=p.device), torch.as_tensor(d.y, dtype=p.dtype, device=p.device))  # noqa: E731
     X_train, y_train = tensors(adding_problem(config.n_train, config.seq_len, rng=rng))
