@@ -11,17 +11,22 @@ are, in NumPy, for any dimension:
   (Bonneel et al., 2015).
 
 Both are zero when the two sets are the same and symmetric in their arguments.
-Part 6 uses them to compare samplers at equal numbers of steps.
+Part 6 uses them to compare samplers at equal numbers of steps, each beside its
+:func:`noise_floor`: the distance between two independent samples of the true
+distribution of the same size, below which no sampler can be told from the truth.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from mlnotes.runtime import as_generator
 
-__all__ = ["mmd_rbf", "sliced_wasserstein"]
+__all__ = ["NoiseFloor", "mmd_rbf", "noise_floor", "sliced_wasserstein"]
 
 
 def _check_pair(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -169,3 +174,66 @@ def sliced_wasserstein(
     u = np.sort(x @ directions, axis=0)
     v = np.sort(y @ directions, axis=0)
     return float(np.mean(_wasserstein_1d(u, v, p)) ** (1.0 / p))
+
+
+class NoiseFloor(NamedTuple):
+    """What :func:`noise_floor` returns: the mean and standard deviation over repeats, and every value."""
+
+    mean: float
+    std: float
+    values: np.ndarray
+
+
+def noise_floor(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    sampler: Callable[[int, np.random.Generator], ArrayLike],
+    n: int,
+    *,
+    repeats: int = 5,
+    rng: np.random.Generator | int,
+) -> NoiseFloor:
+    """The distance `metric` between two independent samples of size `n` of the true distribution.
+
+    A sample of `n` points from the true distribution is itself at this distance
+    from another such sample: a model whose samples are that close to a reference
+    sample cannot be told from the truth at this sample size. Report every distance
+    beside its floor, computed with the same `metric` and the same `n`.
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(x, y) -> float``, for example
+        ``lambda x, y: sliced_wasserstein(x, y, rng=0)``.
+    sampler : callable
+        ``sampler(n, rng) -> array of shape (n, dim)``: draws from the true distribution
+        (for a :class:`~mlnotes.datasets.GaussianMixture`,
+        ``lambda n, rng: mixture.sample(n, rng=rng).X``).
+    n : int
+        Size of each of the two samples (the size of the samples the floor is for).
+    repeats : int, default 5
+        Independent pairs of samples.
+    rng : numpy.random.Generator or int
+        Passed to `sampler`, so that the floor is reproducible.
+
+    Returns
+    -------
+    NoiseFloor
+        ``mean``, ``std`` (``ddof=1``; 0 for one repeat) and ``values``, shape ``(repeats,)``.
+
+    Raises
+    ------
+    TypeError
+        If `metric` or `sampler` is not callable.
+    ValueError
+        If `n` or `repeats` is not a positive int.
+    """
+    if not callable(metric) or not callable(sampler):
+        raise TypeError("metric and sampler must be callables: metric(x, y) -> float, sampler(n, rng) -> array")
+    for name, value in (("n", n), ("repeats", repeats)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    rng = as_generator(rng)
+    values = np.array([float(metric(np.asarray(sampler(int(n), rng)), np.asarray(sampler(int(n), rng))))
+                       for _ in range(int(repeats))])
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return NoiseFloor(float(values.mean()), std, values)
