@@ -1,4 +1,8 @@
-"""Shared pytest set-up: tests marked ``gpu`` run only where PyTorch sees CUDA."""
+"""Shared pytest set-up.
+
+- Tests marked ``gpu`` run only where PyTorch sees CUDA.
+- Tests of the PyTorch parts run with one torch thread.
+"""
 
 from __future__ import annotations
 
@@ -14,3 +18,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip = pytest.mark.skip(reason="needs CUDA; torch.cuda.is_available() is False")
         for item in gpu_items:
             item.add_marker(skip)
+
+
+#: Test folders whose networks are tiny: one thread runs them fastest, and reproducibly, on a busy machine.
+ONE_THREAD_PARTS = frozenset({"rl", "sequence", "diffusion"})
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread(request: pytest.FixtureRequest):
+    """Pin torch to one thread for the tests of the PyTorch parts; other tests do not import torch."""
+    if ONE_THREAD_PARTS.isdisjoint(request.node.path.parent.parts):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
