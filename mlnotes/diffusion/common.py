@@ -30,9 +30,9 @@ velocity model), a ``torch.Generator`` and a shape, work on the generator's devi
 the requested dtype, and return :class:`Samples` ``(x, nfe)``: the samples and the
 number of network evaluations.
 
-Chapters (not yet written): ``book/diffusion/ddpm_ddim.ipynb``, ``score_models``, ``sde``,
-``rectified_flow``, ``flows_vs_diffusion`` and ``edm`` (which shows that the four
-paths are one family).
+Chapters: ``book/diffusion/ddpm_ddim.ipynb`` and ``rectified_flow`` (written);
+``score_models``, ``sde``, ``flows_vs_diffusion`` and ``edm`` (planned; the last shows
+that the four paths are one family).
 """
 
 from __future__ import annotations
