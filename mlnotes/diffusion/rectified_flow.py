@@ -40,6 +40,7 @@ from torch import nn
 
 from mlnotes.datasets import GaussianMixture
 from mlnotes.diffusion.common import reflow_pairs
+from mlnotes.exercises import as_float as _as_float, report as _report
 
 __all__ = [
     "VelocityMLP",
@@ -532,17 +533,6 @@ def gaussian_ot_map_1d(mixture: GaussianMixture, z: object, *, tol: float = 1e-1
 
 
 # --------------------------------------------------------------------------- exercises
-def _as_float(answer: object) -> float | None:
-    try:
-        value = float(answer)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _report(ok: bool, good: str, hint: str) -> bool:
-    print(good if ok else hint)
-    return ok
 
 
 def check_exercise_1(answer: float) -> bool:

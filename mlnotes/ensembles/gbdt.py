@@ -44,6 +44,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from mlnotes.ensembles._base import as_generator, check_fraction, check_positive_int
 from mlnotes.ensembles.cart import _LEAF, BinMapper, DecisionTreeRegressor, resolve_max_features
+from mlnotes.exercises import report as _report
 
 __all__ = [
     "AbsoluteError",
@@ -666,10 +667,6 @@ class GradientBoostingClassifier(ClassifierMixin, _BaseGradientBoosting):
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, good: str, bad: str) -> bool:
-    print(good if ok else bad)
-    return ok
-
 
 def check_exercise_1(answer: float) -> bool:
     """Exercise 1: the Newton leaf value of a log-loss leaf.

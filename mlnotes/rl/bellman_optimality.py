@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlnotes.exercises import report as _report
 from mlnotes.runtime import as_generator
 
 if TYPE_CHECKING:
@@ -869,10 +870,6 @@ class GridWorld:
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, good: str, bad: str) -> bool:
-    print(good if ok else bad)
-    return ok
-
 
 def exercise_1_mdp() -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """The two-state MDP of exercise 1: ``(P, R, gamma, policy)``.

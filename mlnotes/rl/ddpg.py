@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlnotes.exercises import report as _report
 from mlnotes.rl.common import Batch, ReplayBuffer, TrainResult, evaluate_policy, make_env
 from mlnotes.runtime import as_generator, get_device
 from mlnotes.training import _show_progress
@@ -628,10 +629,6 @@ def config_dict(config: DDPGConfig) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, yes: str, no: str) -> bool:
-    print(yes if ok else no)
-    return ok
-
 
 def check_exercise_1(answer: Any) -> bool:
     """Exercise 1: one Polyak step.

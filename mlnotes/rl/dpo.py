@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mlnotes.exercises import as_float as _as_float, report as _report
 from mlnotes.runtime import as_generator
 
 __all__ = [
@@ -844,16 +845,6 @@ def win_rate(
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, good: str, bad: str) -> bool:
-    print(good if ok else bad)
-    return ok
-
-
-def _as_float(answer: object) -> float | None:
-    try:
-        return float(answer)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def check_exercise_1(answer: float) -> bool:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from mlnotes.exercises import as_float as _as_float, report as _report
 from mlnotes.sequence import _flash_triton
 
 __all__ = [
@@ -582,16 +583,6 @@ def hbm_accesses(seq_len: int, head_dim: int, sram_size: int) -> HBMAccesses:
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, good: str, bad: str) -> bool:
-    print(good if ok else bad)
-    return ok
-
-
-def _as_float(answer: object) -> float | None:
-    try:
-        return float(answer)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def check_exercise_1(running_max: float, running_sum: float) -> bool:

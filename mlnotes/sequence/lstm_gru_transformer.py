@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mlnotes.exercises import as_float as _as_float, report as _report
 from mlnotes.runtime import as_generator
 
 __all__ = [
@@ -1126,16 +1127,6 @@ def forward_time(module: nn.Module, x: torch.Tensor, *, repeats: int = 3) -> flo
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, good: str, bad: str) -> bool:
-    print(good if ok else bad)
-    return ok
-
-
-def _as_float(answer: object) -> float | None:
-    try:
-        return float(answer)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def check_exercise_1(answer: int) -> bool:

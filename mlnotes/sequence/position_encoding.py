@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mlnotes.exercises import report as _report
 from mlnotes.runtime import as_generator
 
 __all__ = [
@@ -1198,10 +1199,6 @@ def recall_attention(result: RecallResult, length: int, *, n: int = 128, rng: np
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, good: str, bad: str) -> bool:
-    print(good if ok else bad)
-    return ok
-
 
 def check_t5_bucket_exercise(answer: int) -> bool:
     """Exercise 1: the causal T5 bucket of a key 20 positions before the query (32 buckets, max_distance 128)."""

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mlnotes.exercises import as_float as _as_float, report as _report
+
 __all__ = [
     "Nonlinearity",
     "rnn_cell",
@@ -907,16 +909,6 @@ def train_adding_problem(config: AddingConfig | None = None, *, device: torch.de
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, good: str, bad: str) -> bool:
-    print(good if ok else bad)
-    return ok
-
-
-def _as_float(answer: object) -> float | None:
-    try:
-        return float(answer)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def check_exercise_1(answer: int) -> bool:

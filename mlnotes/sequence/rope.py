@@ -30,6 +30,8 @@ from typing import Literal
 
 import torch
 
+from mlnotes.exercises import as_float as _as_float, report as _report
+
 __all__ = [
     "Layout",
     "rope_frequencies",
@@ -557,17 +559,6 @@ def ntk_scaled_base(base: float, scale: float, dim: int) -> float:
 
 
 # --------------------------------------------------------------------------- exercises
-def _as_float(answer: object) -> float | None:
-    try:
-        value = float(answer)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _report(ok: bool, yes: str, no: str) -> bool:
-    print(yes if ok else no)
-    return ok
 
 
 def check_exercise_1(answer: float) -> bool:

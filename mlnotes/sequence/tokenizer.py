@@ -28,6 +28,8 @@ from pathlib import Path
 
 import regex
 
+from mlnotes.exercises import report as _report
+
 __all__ = [
     "GPT2_SPLIT_PATTERN",
     "GPT4_SPLIT_PATTERN",
@@ -671,10 +673,6 @@ def bytes_per_token(tokenizer: BPETokenizer, texts: str | Iterable[str]) -> floa
 
 
 # ---------------------------------------------------------------------- exercises
-def _report(ok: bool, yes: str, no: str) -> bool:
-    print(yes if ok else no)
-    return ok
-
 
 def check_exercise_1(answer: object) -> bool:
     """Exercise 1: how many byte tokens does an untrained tokenizer give ``"你好, world"``?"""

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from mlnotes.exercises import as_float as _as_float, report as _report
+
 __all__ = [
     "Vocabulary",
     "build_vocabulary",
@@ -919,16 +921,6 @@ def neighbour_rank(model: object, query: str, target: str) -> int:
 
 
 # --------------------------------------------------------------------------- exercises
-def _report(ok: bool, right: str, wrong: str) -> bool:
-    print(right if ok else wrong)
-    return ok
-
-
-def _as_float(answer: object) -> float | None:
-    try:
-        return float(answer)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def check_exercise_1(answer: float) -> bool:
