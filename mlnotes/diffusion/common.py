@@ -42,6 +42,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,6 +67,7 @@ __all__ = [
     "eps_model_from_denoiser",
     "score_model_from_denoiser",
     "velocity_model_from_denoiser",
+    "sinusoidal_embedding",
     "edm_coefficients",
     "EDMPrecond",
     "edm_precondition",
@@ -110,12 +112,31 @@ def _as_time(t: TimeLike) -> torch.Tensor:
     return torch.tensor(float(t), dtype=torch.float64)
 
 
-def _positive_float(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def _positive_float(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a positive float, got {type(value).__name__}")
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_points(x: object, name: str = "x", *, flat: bool = False) -> torch.Tensor:
+    """A finite floating-point tensor of shape ``(batch, dim)`` (`flat`) or ``(batch, *dims)``, batch >= 1."""
+    want = "(batch, dim)" if flat else "(batch, *dims)"
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = f"{x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"{name} must be a floating-point tensor of shape {want}, got {got}")
+    if (x.ndim != 2 if flat else x.ndim < 2) or x.numel() == 0:
+        raise ValueError(f"{name} must have shape {want} with no empty dimension, got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    return x
 
 
 def _check_steps(n_steps: int, name: str = "n_steps") -> int:
@@ -584,6 +605,36 @@ def score_model_from_denoiser(denoiser: Denoiser, path: NoisePath) -> ModelFn:
 def velocity_model_from_denoiser(denoiser: Denoiser, path: NoisePath) -> ModelFn:
     """``dx/dt`` of the probability-flow ODE (:func:`velocity_from_x0`): the inverse of :func:`denoiser_from_velocity`."""
     return _ModelFrom(denoiser, path, "velocity")
+
+
+# --------------------------------------------------------------------------- network inputs
+def sinusoidal_embedding(t: torch.Tensor, dim: int, *, max_period: float = 10_000.0, scale: float = 1000.0) -> torch.Tensor:
+    r"""Sinusoidal features of the time: ``[cos(w_k s t), sin(w_k s t)]``, ``w_k = max_period^{-k/(dim/2)}``.
+
+    Parameters
+    ----------
+    t : torch.Tensor, shape (batch,)
+        Times in ``[0, 1]``; multiplied by `scale` (the number of DDPM steps, so
+        that the frequencies match a step index as in Ho et al. 2020).
+    dim : int
+        Number of features, even.
+    max_period : float, default 10000
+        Longest period, in units of ``scale * t``.
+    scale : float, default 1000
+
+    Returns
+    -------
+    torch.Tensor, shape (batch, dim)
+        In the dtype and on the device of `t`.
+    """
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
+        raise ValueError(f"dim must be an even int >= 2, got {dim!r}")
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.ndim != 1:
+        raise TypeError(f"t must be a floating-point tensor of shape (batch,), got {getattr(t, 'shape', type(t).__name__)}")
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    angles = (scale * t.float())[:, None] * freqs[None, :]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1).to(t.dtype)
 
 
 # --------------------------------------------------------------------------- EDM preconditioning

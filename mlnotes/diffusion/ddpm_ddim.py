@@ -12,7 +12,7 @@ Implements what is specific to the chapter ``book/diffusion/ddpm_ddim.ipynb``:
   Implicit Models", ICLR 2021, eq. 16; :func:`ddim_noise_std`) and DDPM's posterior
   variance :math:`\tilde\beta` (:func:`ddpm_posterior_std`), which it equals at ``eta = 1``;
 - :class:`EpsMLP`, a small MLP noise predictor ``eps(x, t)`` for 2-D data with
-  sinusoidal features of the time (:func:`sinusoidal_embedding`, as in the
+  sinusoidal features of the time (:func:`~mlnotes.diffusion.common.sinusoidal_embedding`, as in the
   Transformer's positions and DDPM's networks);
 - :func:`ddpm_loss`, the "simple" loss :math:`\lVert \varepsilon - \varepsilon_\theta(x_i, i)\rVert^2`,
   and :func:`train_ddpm` with its :class:`DDPMConfig`;
@@ -41,14 +41,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlnotes.diffusion.common import Denoiser, DiscreteVPPath, denoiser_from_eps
+from mlnotes.diffusion.common import Denoiser, DiscreteVPPath, denoiser_from_eps, sinusoidal_embedding
 
 __all__ = [
     "forward_marginal",
     "iterate_forward_kernel",
     "ddpm_posterior_std",
     "ddim_noise_std",
-    "sinusoidal_embedding",
     "EpsMLP",
     "network_time",
     "ddpm_loss",
@@ -182,35 +181,6 @@ def ddim_noise_std(path: DiscreteVPPath, step: int, prev_step: int, eta: float) 
 
 
 # --------------------------------------------------------------------------- the network
-def sinusoidal_embedding(t: torch.Tensor, dim: int, *, max_period: float = 10_000.0, scale: float = 1000.0) -> torch.Tensor:
-    r"""Sinusoidal features of the time: ``[cos(w_k s t), sin(w_k s t)]``, ``w_k = max_period^{-k/(dim/2)}``.
-
-    Parameters
-    ----------
-    t : torch.Tensor, shape (batch,)
-        Times in ``[0, 1]``; multiplied by `scale` (the number of DDPM steps, so
-        that the frequencies match a step index as in Ho et al. 2020).
-    dim : int
-        Number of features, even.
-    max_period : float, default 10000
-        Longest period, in units of ``scale * t``.
-    scale : float, default 1000
-
-    Returns
-    -------
-    torch.Tensor, shape (batch, dim)
-        In the dtype and on the device of `t`.
-    """
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
-        raise ValueError(f"dim must be an even int >= 2, got {dim!r}")
-    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.ndim != 1:
-        raise TypeError(f"t must be a floating-point tensor of shape (batch,), got {getattr(t, 'shape', type(t).__name__)}")
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    angles = (scale * t.float())[:, None] * freqs[None, :]
-    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1).to(t.dtype)
-
-
 class EpsMLP(nn.Module):
     """A small MLP noise predictor ``eps(x, t)`` for low-dimensional data.
 

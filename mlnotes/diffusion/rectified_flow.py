@@ -41,6 +41,8 @@ from torch import nn
 from mlnotes.datasets import GaussianMixture
 from mlnotes.diffusion.common import reflow_pairs
 from mlnotes.exercises import as_float as _as_float, report as _report
+from mlnotes.diffusion.common import _check_generator, _positive_int
+from mlnotes.diffusion.common import _check_points as _check_any_points
 
 __all__ = [
     "VelocityMLP",
@@ -62,27 +64,8 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- validation helpers
-def _check_generator(generator: object) -> torch.Generator:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    return generator
-
-
 def _check_points(x: object, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        got = f"{x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"{name} must be a floating-point tensor of shape (n, dim), got {got}")
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (n, dim) with n, dim >= 1, got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} must be finite, got NaN or inf")
-    return x
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
+    return _check_any_points(x, name, flat=True)
 
 
 # --------------------------------------------------------------------------- the network

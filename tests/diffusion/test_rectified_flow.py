@@ -190,7 +190,7 @@ def test_bad_inputs() -> None:
         train_rectified_flow(data, {"steps": 1}, generator=g)
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         train_rectified_flow(data, RectifiedFlowConfig(), generator=0)
-    with pytest.raises(ValueError, match=r"data must have shape \(n, dim\)"):
+    with pytest.raises(ValueError, match=r"data must have shape \(batch, dim\)"):
         train_rectified_flow(torch.randn(0, 2), RectifiedFlowConfig(), generator=g)
     with pytest.raises(ValueError, match="data must be finite"):
         train_rectified_flow(torch.tensor([[float("nan"), 0.0]]), RectifiedFlowConfig(), generator=g)
