@@ -904,7 +904,8 @@ class DigitsEvaluation(NamedTuple):
         lines = [f"{'sampler':<30} {'NFE':>4} {'Frechet':>9} {'confidence':>10} {'class entropy':>13} {'nearest train':>13}"]
         for row in [*self.rows, self.real, self.novel, self.noise]:
             nfe = f"{row.nfe:>4d}" if row.nfe else "   -"
-            lines.append(f"{_SAMPLER_NAMES.get(row.sampler, row.sampler):<30} {nfe} {row.frechet:>9.3f} "
+            frechet = f"{row.frechet:>9.3f}" if math.isfinite(row.frechet) else f"{'-':>9}"  # the novel digits are not scored (see ``novel``)
+            lines.append(f"{_SAMPLER_NAMES.get(row.sampler, row.sampler):<30} {nfe} {frechet} "
                          f"{row.confidence:>10.3f} {row.class_entropy:>13.3f} {row.nearest_train:>13.3f}")
         lines.append(f"noise floor (real digits, n={self.floor_n}): {self.floor.mean:.3f} +- {self.floor.std:.3f}")
         return "\n".join(lines)
