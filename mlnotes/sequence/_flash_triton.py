@@ -24,12 +24,15 @@ Causal masking is aligned top-left, as in ``scaled_dot_product_attention(...,
 is_causal=True)``: query ``i`` sees keys ``0..i``.
 
 The module imports on machines without Triton (the kernels are then simply not
-defined), so the chapter can show their source anywhere.
+defined), so the chapter can show their source anywhere. The kernels are autotuned
+over a few block sizes; with the environment variable ``MLNOTES_FLASH_AUTOTUNE=0`` only
+the first candidate is compiled (quick test runs; never for benchmarks).
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -69,7 +72,12 @@ if triton is not None:
             (64, 128, 4, 3),
         ]:
             configs.append(triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages))
-        return configs
+        return _maybe_first(configs)
+
+    def _maybe_first(configs: list) -> list:
+        # MLNOTES_FLASH_AUTOTUNE=0 keeps only the first configuration: one compilation per
+        # kernel and shape instead of one per candidate (for quick test runs; slower kernels).
+        return configs[:1] if os.environ.get("MLNOTES_FLASH_AUTOTUNE", "1") == "0" else configs
 
     @triton.jit
     def _fwd_inner(
@@ -174,12 +182,12 @@ if triton is not None:
             tl.store(LSE + bh.to(tl.int64) * n_q + offs_m, lse, mask=offs_m < n_q)
 
     def _bwd_configs() -> list:
-        return [
+        return _maybe_first([
             triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=3),
             triton.Config({"BLOCK_M": 64, "BLOCK_N": 128}, num_warps=8, num_stages=3),
             triton.Config({"BLOCK_M": 32, "BLOCK_N": 128}, num_warps=4, num_stages=3),
             triton.Config({"BLOCK_M": 64, "BLOCK_N": 64}, num_warps=4, num_stages=4),
-        ]
+        ])
 
     @triton.autotune(configs=_bwd_configs(), key=["HEAD_DIM", "CAUSAL", "IEEE", "n_q_bucket"])
     @triton.jit
