@@ -363,7 +363,7 @@ def train_ddpm(data: torch.Tensor, config: DDPMConfig | None = None, *, generato
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     data = _check_data(data, "data")
-    if generator.device != data.device:
+    if generator.device.type != data.device.type:
         raise ValueError(f"generator must be on the device of data ({data.device}), got {generator.device}")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
     with torch.random.fork_rng(devices=[]):

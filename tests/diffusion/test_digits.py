@@ -349,4 +349,4 @@ def test_gpu_full_preset_steps_and_evaluation(classifier: DigitsClassifier) -> N
     assert len(evaluation.rows) == 4 and all(np.isfinite(r.frechet) for r in evaluation.rows)
     exact = evaluate_samplers(EmpiricalDenoiser(digits_images(32, subset="train", device=device)), [35], 200, classifier,
                               torch.Generator(device).manual_seed(0), size=32, samplers=("heun",))
-    assert exact.rows[0].frechet < 1.5 * exact.floor.mean
+    assert exact.rows[0].frechet < 2.0 * exact.floor.mean < 0.05 * exact.noise.frechet  # copies of training digits: near the floor
