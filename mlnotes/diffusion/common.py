@@ -126,6 +126,32 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def _silu_mlp(in_dim: int, hidden_dim: int, n_layers: int, out_dim: int) -> nn.Sequential:
+    """``in_dim -> hidden_dim`` then ``n_layers - 1`` more hidden layers, SiLU after each, then a linear ``-> out_dim``."""
+    widths = [in_dim] + [hidden_dim] * n_layers
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(width_in, width_out), nn.SiLU()]
+    layers.append(nn.Linear(hidden_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def _uniform_init_(module: nn.Module, generator: torch.Generator) -> None:
+    """Redraw every linear and convolution weight and bias of `module` from `generator`.
+
+    PyTorch's default ranges, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, drawn from an explicit
+    generator instead of the global random state (so that a seed fixes the network).
+    """
+    _check_generator(generator)
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                bound = 1.0 / math.sqrt(layer.weight[0].numel())
+                for p in (layer.weight, layer.bias):
+                    if p is not None:
+                        p.copy_(torch.rand(p.shape, generator=generator, device=generator.device).to(p) * 2 * bound - bound)
+
+
 def _check_points(x: object, name: str = "x", *, flat: bool = False) -> torch.Tensor:
     """A finite floating-point tensor of shape ``(batch, dim)`` (`flat`) or ``(batch, *dims)``, batch >= 1."""
     want = "(batch, dim)" if flat else "(batch, *dims)"

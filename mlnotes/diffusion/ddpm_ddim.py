@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlnotes.diffusion.common import Denoiser, DiscreteVPPath, denoiser_from_eps, sinusoidal_embedding
+from mlnotes.diffusion.common import Denoiser, DiscreteVPPath, _silu_mlp, denoiser_from_eps, sinusoidal_embedding
 
 __all__ = [
     "forward_marginal",
@@ -206,11 +206,7 @@ class EpsMLP(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.dim, self.embed_dim = dim, embed_dim
         self.time_proj = nn.Linear(embed_dim, hidden_dim)
-        layers: list[nn.Module] = [nn.Linear(dim + hidden_dim, hidden_dim), nn.SiLU()]
-        for _ in range(n_layers - 1):
-            layers += [nn.Linear(hidden_dim, hidden_dim), nn.SiLU()]
-        layers.append(nn.Linear(hidden_dim, dim))
-        self.net = nn.Sequential(*layers)
+        self.net = _silu_mlp(dim + hidden_dim, hidden_dim, n_layers, dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predict the noise in ``x`` of shape ``(batch, dim)`` at times ``t`` of shape ``(batch,)`` (or a scalar)."""

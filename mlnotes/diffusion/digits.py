@@ -53,6 +53,7 @@ from mlnotes.diffusion.common import (
     _check_generator,
     _positive_float,
     _positive_int,
+    _uniform_init_,
     ddim,
     denoiser_from_velocity,
     euler_ode,
@@ -286,14 +287,7 @@ class TinyUNet(nn.Module):
         zero = [self.conv_out] + [m.conv2 for m in self.modules() if isinstance(m, ResBlock)]
         with torch.no_grad():
             if generator is not None:
-                _check_generator(generator)
-                for module in self.modules():
-                    if isinstance(module, (nn.Linear, nn.Conv2d)):
-                        fan_in = module.weight[0].numel()
-                        bound = 1.0 / math.sqrt(fan_in)
-                        for p in (module.weight, module.bias):
-                            draw = torch.rand(p.shape, generator=generator, device=generator.device)
-                            p.copy_(draw.to(p) * 2 * bound - bound)
+                _uniform_init_(self, generator)
             for module in zero:
                 module.weight.zero_()
                 module.bias.zero_()

@@ -55,8 +55,13 @@ from mlnotes.diffusion.common import (
     VPPath,
     _Counter,
     _check_generator,
+    _check_points,
     _check_shape,
     _noise,
+    _positive_float,
+    _positive_int,
+    _silu_mlp,
+    _uniform_init_,
     ddim,
     ddpm_ancestral,
     edm_coefficients,
@@ -67,7 +72,6 @@ from mlnotes.diffusion.common import (
     rectified_flow_euler,
 )
 from mlnotes.exercises import as_float as _as_float, report as _report
-from mlnotes.diffusion.common import _check_points, _positive_float, _positive_int
 
 __all__ = [
     "FamilyMember",
@@ -452,20 +456,9 @@ class NoiseConditionedMLP(nn.Module):
         if _positive_int(noise_features, "noise_features") % 2:
             raise ValueError(f"noise_features must be even, got {noise_features}")
         self.register_buffer("frequencies", 2.0 ** torch.arange(noise_features // 2) / 4.0, persistent=False)
-        widths = [dim + noise_features] + [hidden_dim] * n_layers
-        layers: list[nn.Module] = []
-        for width_in, width_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(width_in, width_out), nn.SiLU()]
-        layers.append(nn.Linear(hidden_dim, dim))
-        self.net = nn.Sequential(*layers)
+        self.net = _silu_mlp(dim + noise_features, hidden_dim, n_layers, dim)
         if generator is not None:
-            _check_generator(generator)
-            with torch.no_grad():
-                for layer in self.net:
-                    if isinstance(layer, nn.Linear):
-                        bound = 1.0 / math.sqrt(layer.in_features)
-                        for p in (layer.weight, layer.bias):
-                            p.copy_(torch.rand(p.shape, generator=generator, device=generator.device).to(p) * 2 * bound - bound)
+            _uniform_init_(self.net, generator)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         """``x`` of shape ``(batch, dim)``, ``c_noise`` of shape ``(batch,)``; returns ``(batch, dim)``."""

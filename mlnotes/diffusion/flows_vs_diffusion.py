@@ -47,9 +47,8 @@ import torch
 from torch import nn
 
 from mlnotes.diffusion.analytic import GaussianMixtureDenoiser
-from mlnotes.diffusion.common import NoisePath
+from mlnotes.diffusion.common import NoisePath, _check_points, _positive_int, _uniform_init_
 from mlnotes.exercises import as_float as _as_float, report as _report
-from mlnotes.diffusion.common import _check_points, _positive_int
 
 __all__ = [
     "rk4_integrate",
@@ -659,14 +658,7 @@ class AffineCoupling(nn.Module):
         self.n_kept = n_kept
         self.net = nn.Sequential(nn.Linear(n_kept, hidden_dim), nn.Tanh(), nn.Linear(hidden_dim, 2 * (dim - n_kept)))
         if generator is not None:
-            if not isinstance(generator, torch.Generator):
-                raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-            with torch.no_grad():
-                for layer in self.net:
-                    if isinstance(layer, nn.Linear):
-                        bound = 1.0 / math.sqrt(layer.in_features)
-                        for p in (layer.weight, layer.bias):
-                            p.copy_((torch.rand(p.shape, generator=generator, device=generator.device) * 2 - 1).to(p) * bound)
+            _uniform_init_(self.net, generator)
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.flip:

@@ -39,10 +39,9 @@ from scipy import special
 from torch import nn
 
 from mlnotes.datasets import GaussianMixture
-from mlnotes.diffusion.common import reflow_pairs
-from mlnotes.exercises import as_float as _as_float, report as _report
-from mlnotes.diffusion.common import _check_generator, _positive_int
+from mlnotes.diffusion.common import _check_generator, _positive_int, _silu_mlp, _uniform_init_, reflow_pairs
 from mlnotes.diffusion.common import _check_points as _check_any_points
+from mlnotes.exercises import as_float as _as_float, report as _report
 
 __all__ = [
     "VelocityMLP",
@@ -112,20 +111,9 @@ class VelocityMLP(nn.Module):
         if _positive_int(time_features, "time_features") % 2:
             raise ValueError(f"time_features must be even, got {time_features}")
         self.register_buffer("frequencies", 2.0 ** torch.arange(time_features // 2) / 2.0, persistent=False)
-        widths = [dim + time_features] + [hidden_dim] * n_layers
-        layers: list[nn.Module] = []
-        for width_in, width_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(width_in, width_out), nn.SiLU()]
-        layers.append(nn.Linear(hidden_dim, dim))
-        self.net = nn.Sequential(*layers)
+        self.net = _silu_mlp(dim + time_features, hidden_dim, n_layers, dim)
         if generator is not None:
-            _check_generator(generator)
-            with torch.no_grad():
-                for layer in self.net:
-                    if isinstance(layer, nn.Linear):
-                        bound = 1.0 / math.sqrt(layer.in_features)
-                        for p in (layer.weight, layer.bias):
-                            p.copy_(torch.rand(p.shape, generator=generator, device=generator.device).to(p) * 2 * bound - bound)
+            _uniform_init_(self.net, generator)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)

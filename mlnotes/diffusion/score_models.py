@@ -43,9 +43,9 @@ import torch
 from torch import nn
 
 from mlnotes.diffusion.common import Denoiser, NoisePath, Samples, VEPath, denoiser_from_score, sinusoidal_embedding
-from mlnotes.exercises import as_float as _as_float, report as _report
-from mlnotes.diffusion.common import _check_generator, _positive_float, _positive_int
+from mlnotes.diffusion.common import _check_generator, _positive_float, _positive_int, _silu_mlp
 from mlnotes.diffusion.common import _check_points as _check_any_points
+from mlnotes.exercises import as_float as _as_float, report as _report
 
 __all__ = [
     "ScoreFn",
@@ -176,11 +176,7 @@ class ScoreMLP(nn.Module):
             raise ValueError(f"embed_dim must be even, got {embed_dim}")
         self.embed_dim, self.sigma_data = embed_dim, _positive_float(sigma_data, "sigma_data")
         self.noise_proj = nn.Linear(embed_dim, hidden_dim)
-        layers: list[nn.Module] = [nn.Linear(dim + hidden_dim, hidden_dim), nn.SiLU()]
-        for _ in range(n_layers - 1):
-            layers += [nn.Linear(hidden_dim, hidden_dim), nn.SiLU()]
-        layers.append(nn.Linear(hidden_dim, dim))
-        self.net = nn.Sequential(*layers)
+        self.net = _silu_mlp(dim + hidden_dim, hidden_dim, n_layers, dim)
 
     def forward(self, x_hat: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         if x_hat.ndim != 2 or x_hat.shape[1] != self.dim:
