@@ -36,9 +36,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -912,6 +912,22 @@ class DigitsEvaluation(NamedTuple):
         return {"rows": [row_dict(r) for r in self.rows], "real": row_dict(self.real), "novel": row_dict(self.novel),
                 "noise": row_dict(self.noise), "floor_mean": self.floor.mean, "floor_std": self.floor.std,
                 "floor_values": self.floor.values.tolist(), "n_samples": self.n_samples, "floor_n": self.floor_n}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DigitsEvaluation:
+        """The evaluation back from :meth:`to_dict`'s dict (for results stored as JSON, e.g. by the GPU benchmark).
+
+        A NaN Fréchet distance (the ``novel`` row) survives as JSON's ``NaN``; a missing key
+        raises :class:`KeyError` naming it.
+        """
+        def row(entry: Mapping[str, Any]) -> SamplerRow:
+            return SamplerRow(str(entry["sampler"]), int(entry["nfe"]), float(entry["frechet"]), float(entry["confidence"]),
+                              np.asarray(entry["class_counts"], dtype=np.int64), float(entry["class_entropy"]),
+                              float(entry["nearest_train"]))
+
+        floor = NoiseFloor(float(data["floor_mean"]), float(data["floor_std"]), np.asarray(data["floor_values"], dtype=np.float64))
+        return cls([row(r) for r in data["rows"]], floor, row(data["real"]), row(data["novel"]), row(data["noise"]),
+                   int(data["n_samples"]), int(data["floor_n"]))
 
 
 def evaluate_samplers(

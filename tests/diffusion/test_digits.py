@@ -7,6 +7,7 @@ digits, so the evaluation must put it at the noise floor of real digits.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -23,6 +24,7 @@ from mlnotes.diffusion.common import EDMPrecond, LinearPath, edm_coefficients, v
 from mlnotes.diffusion.digits import (
     SAMPLERS,
     DigitsConfig,
+    DigitsEvaluation,
     ResBlock,
     TinyUNet,
     _ClampedLinearVelocity,
@@ -282,6 +284,9 @@ def test_the_exact_denoiser_of_the_data_lands_on_real_digits(classifier: DigitsC
     assert evaluation.real.nearest_train == 0.0 and np.isnan(evaluation.novel.frechet)
     assert evaluation.real.confidence > 0.95 and evaluation.noise.confidence < evaluation.real.confidence
     assert "Heun (EDM sigmas)" in evaluation.table() and len(evaluation.to_dict()["rows"]) == 8
+    stored = DigitsEvaluation.from_dict(json.loads(json.dumps(evaluation.to_dict())))  # the benchmark's JSON round trip
+    assert stored.table() == evaluation.table() and stored.frechet("heun") == evaluation.frechet("heun")
+    assert np.isnan(stored.novel.frechet) and np.array_equal(stored.rows[0].class_counts, evaluation.rows[0].class_counts)
     again = evaluate_samplers(denoiser, [10], 200, classifier, torch.Generator().manual_seed(0), floor_repeats=3, samplers=("ddim",))
     assert again.rows[0].frechet == evaluation.rows[0].frechet and again.floor.mean == evaluation.floor.mean, "same seed, same numbers"
 
