@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ntraining {fit.train_seconds:.1f} s for {fit.steps_done} steps ({fit.images_per_second:,.0f} images/s), evaluation {eval_seconds:.1f} s")
         if args.json is not None:
             result = {
-                "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+                "command": (f"torchrun --standalone --nproc_per_node={world} " if world > 1 else "python ")
+                           + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
                 "date": time.strftime("%Y-%m-%d", time.gmtime()),
                 "config": config.to_dict(), "device": str(device), "world_size": world,
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU", "torch": torch.__version__, "parameters": n_params,

@@ -917,10 +917,19 @@ class DigitsEvaluation(NamedTuple):
     def from_dict(cls, data: Mapping[str, Any]) -> DigitsEvaluation:
         """The evaluation back from :meth:`to_dict`'s dict (for results stored as JSON, e.g. by the GPU benchmark).
 
-        A NaN Fréchet distance (the ``novel`` row) survives as JSON's ``NaN``; a missing key
-        raises :class:`KeyError` naming it.
+        A NaN Fréchet distance (the ``novel`` row) survives as JSON's ``NaN``. Raises
+        :class:`ValueError` naming the missing keys when `data` (or one of its rows) lacks any.
         """
+        def require(entry: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
+            missing = [key for key in keys if key not in entry]
+            if missing:
+                raise ValueError(f"DigitsEvaluation.from_dict: {where} lacks {missing}; expected the dict of to_dict()")
+
+        row_keys = SamplerRow._fields
+        require(data, ("rows", "real", "novel", "noise", "floor_mean", "floor_std", "floor_values", "n_samples", "floor_n"), "data")
+
         def row(entry: Mapping[str, Any]) -> SamplerRow:
+            require(entry, row_keys, f"row {entry.get('sampler', '?')!r}")
             return SamplerRow(str(entry["sampler"]), int(entry["nfe"]), float(entry["frechet"]), float(entry["confidence"]),
                               np.asarray(entry["class_counts"], dtype=np.int64), float(entry["class_entropy"]),
                               float(entry["nearest_train"]))

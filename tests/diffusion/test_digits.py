@@ -284,9 +284,17 @@ def test_the_exact_denoiser_of_the_data_lands_on_real_digits(classifier: DigitsC
     assert evaluation.real.nearest_train == 0.0 and np.isnan(evaluation.novel.frechet)
     assert evaluation.real.confidence > 0.95 and evaluation.noise.confidence < evaluation.real.confidence
     assert "Heun (EDM sigmas)" in evaluation.table() and len(evaluation.to_dict()["rows"]) == 8
-    stored = DigitsEvaluation.from_dict(json.loads(json.dumps(evaluation.to_dict())))  # the benchmark's JSON round trip
-    assert stored.table() == evaluation.table() and stored.frechet("heun") == evaluation.frechet("heun")
-    assert np.isnan(stored.novel.frechet) and np.array_equal(stored.rows[0].class_counts, evaluation.rows[0].class_counts)
+    stored_json = json.dumps(evaluation.to_dict())  # what the benchmark writes
+    stored = DigitsEvaluation.from_dict(json.loads(stored_json))
+    assert json.dumps(stored.to_dict()) == stored_json and stored.table() == evaluation.table()
+    assert np.isnan(stored.novel.frechet) and stored.frechet("heun") == evaluation.frechet("heun")
+    broken = json.loads(stored_json)
+    del broken["floor_std"], broken["rows"][0]["confidence"]
+    with pytest.raises(ValueError, match="floor_std"):
+        DigitsEvaluation.from_dict(broken)
+    broken["floor_std"] = 1.0
+    with pytest.raises(ValueError, match="confidence"):
+        DigitsEvaluation.from_dict(broken)
     again = evaluate_samplers(denoiser, [10], 200, classifier, torch.Generator().manual_seed(0), floor_repeats=3, samplers=("ddim",))
     assert again.rows[0].frechet == evaluation.rows[0].frechet and again.floor.mean == evaluation.floor.mean, "same seed, same numbers"
 
