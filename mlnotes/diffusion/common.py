@@ -396,7 +396,7 @@ class DiscreteVPPath:
             steps = steps.expand(x0.shape[0])
         if steps.shape != x0.shape[:1] or (steps < 1).any() or (steps > self.n_timesteps).any():
             raise ValueError(f"timesteps must be ints in [1, {self.n_timesteps}], one per sample or one for all")
-        alpha_bar = _bcast(self.alpha_bars[steps - 1], x0)
+        alpha_bar = _bcast(self.alpha_bars[steps.to(self.alpha_bars.device) - 1], x0)  # the schedule stays on the CPU
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * eps, eps
 
