@@ -1,4 +1,4 @@
-r"""The exact denoiser of a Gaussian mixture at every noise level: Part 6's known-answer problem.
+r"""Exact denoisers: of a Gaussian mixture at every noise level (Part 6's known-answer problem) and of a finite data set.
 
 For data :math:`x_0 \sim \sum_k w_k \mathcal{N}(\mu_k, \Sigma_k)` observed as
 :math:`x = a x_0 + b \varepsilon` (``a = s``, ``b = s sigma`` on a path of
@@ -17,6 +17,10 @@ denoising loss; the score, the noise prediction and the probability-flow
 velocity follow from it exactly. Driving a sampler with it separates the
 sampler's error from the network's.
 
+:class:`EmpiricalDenoiser` is the limit of equal weights and vanishing covariances: the exact
+denoiser of a finite set of points, which a network trained long enough on a small training set
+approaches, and whose samplers return copies of those points.
+
 Chapters: all of ``book/diffusion/`` (first in ``ddpm_ddim``).
 """
 
@@ -27,7 +31,7 @@ import torch
 from mlnotes.datasets import GaussianMixture
 from mlnotes.diffusion.common import NoisePath, _bcast, _check_path, _check_sigma, _per_sample
 
-__all__ = ["GaussianMixtureDenoiser", "mixture_of_8"]
+__all__ = ["EmpiricalDenoiser", "GaussianMixtureDenoiser", "mixture_of_8"]
 
 
 class GaussianMixtureDenoiser:
@@ -151,6 +155,81 @@ class GaussianMixtureDenoiser:
         signal, noise = path.s(t), path.noise_scale(t)
         x0, eps, _ = self.posterior(x, signal.to(x.dtype), noise.to(x.dtype))
         return _bcast(path.ds_dt(t), x) * x0 + _bcast(path.dnoise_scale_dt(t), x) * eps
+
+
+class EmpiricalDenoiser:
+    r"""Exact ``D(x_hat, sigma)`` of a finite data set: the ideal denoiser of a training set.
+
+    For data drawn uniformly from the points :math:`y_1, \dots, y_n`, the posterior mean is a
+    softmax-weighted average of them,
+
+    .. math::
+        D(\hat x, \sigma) = \sum_i w_i y_i,\qquad
+        w_i \propto \exp\!\big(-\lVert \hat x - y_i \rVert^2 / 2\sigma^2\big),
+
+    the minimiser of the denoising loss on those points. A sampler driven by it ends on one of
+    the points (as ``sigma -> 0`` the weights concentrate on the nearest), so it draws only
+    copies of its data; a network trained long enough on a small training set tends to it.
+
+    Works on points of any shape, in the dtype and on the device of its inputs (bfloat16 and
+    float16 inputs are computed in float32). Memory: one ``(batch, n)`` matrix of distances.
+
+    Parameters
+    ----------
+    data : torch.Tensor, shape (n, *shape)
+        The points, floating point and finite, ``n >= 1``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> denoiser = EmpiricalDenoiser(torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
+    >>> denoiser(torch.tensor([[1.9, 0.1]]), 0.01)
+    tensor([[2., 0.]])
+    """
+
+    def __init__(self, data: torch.Tensor) -> None:
+        if not isinstance(data, torch.Tensor) or not data.is_floating_point():
+            raise TypeError(f"data must be a floating-point torch.Tensor, got {type(data).__name__}")
+        if data.ndim < 2 or data.shape[0] == 0 or data[0].numel() == 0:
+            raise ValueError(f"data must have shape (n, *shape) with n >= 1 and non-empty points, got {tuple(data.shape)}")
+        if not torch.isfinite(data).all():
+            raise ValueError("data must be finite (found NaN or infinity)")
+        self.shape = tuple(data.shape[1:])
+        self._float64 = data.detach().flatten(1).to(torch.float64)
+        self._cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __repr__(self) -> str:
+        return f"EmpiricalDenoiser(n={self._float64.shape[0]}, shape={self.shape})"
+
+    def __len__(self) -> int:
+        return self._float64.shape[0]
+
+    def _points(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (dtype, device)
+        if key not in self._cache:
+            flat = self._float64.to(dtype=dtype, device=device)
+            self._cache[key] = (flat, (flat**2).sum(1))
+        return self._cache[key]
+
+    def __call__(self, x_hat: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        """``D(x_hat, sigma)``: `x_hat` of shape ``(batch, *shape)``, ``sigma > 0`` a float or shape ``(batch,)``."""
+        if not isinstance(x_hat, torch.Tensor) or not x_hat.is_floating_point():
+            raise TypeError(f"x_hat must be a floating-point torch.Tensor, got {type(x_hat).__name__}")
+        if tuple(x_hat.shape[1:]) != self.shape or x_hat.ndim != len(self.shape) + 1:
+            raise ValueError(f"x_hat must have shape (batch, {', '.join(map(str, self.shape))}), got {tuple(x_hat.shape)}")
+        work = torch.float32 if x_hat.dtype in (torch.float16, torch.bfloat16) else x_hat.dtype
+        x = x_hat.flatten(1).to(work)
+        sigma = _per_sample(sigma, x)
+        if sigma.shape != (x.shape[0],):
+            raise ValueError(f"sigma must be a float or have shape ({x.shape[0]},), got {tuple(sigma.shape)}")
+        _check_sigma(sigma)
+        flat, sq_norms = self._points(work, x.device)
+        with torch.autocast(x.device.type, enabled=False):  # distances in `work` precision, also under autocast
+            # Squared distances by expansion (one matrix product), clamped at 0 against rounding.
+            d2 = ((x**2).sum(1, keepdim=True) - 2 * x @ flat.T + sq_norms).clamp_min(0)
+            weights = torch.softmax(-d2 / (2 * sigma[:, None] ** 2), dim=1)
+            out = weights @ flat
+        return out.reshape(x_hat.shape).to(x_hat.dtype)
 
 
 def mixture_of_8(radius: float = 2.0, std: float = 0.2) -> GaussianMixture:

@@ -1,4 +1,4 @@
-"""Tests of mlnotes.diffusion.analytic: the exact Gaussian-mixture denoiser against NumPy, autograd and its limits."""
+"""Tests of mlnotes.diffusion.analytic: the exact Gaussian-mixture and empirical denoisers against NumPy, autograd and their limits."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlnotes.datasets import GaussianMixture
-from mlnotes.diffusion.analytic import GaussianMixtureDenoiser, mixture_of_8
-from mlnotes.diffusion.common import EDMPath, LinearPath, VEPath, VPPath, velocity_from_x0
+from mlnotes.diffusion.analytic import EmpiricalDenoiser, GaussianMixtureDenoiser, mixture_of_8
+from mlnotes.diffusion.common import EDMPath, LinearPath, VEPath, VPPath, heun_ode, velocity_from_x0
 
 F64 = torch.float64
 
@@ -129,6 +129,92 @@ def test_bad_input() -> None:
         denoiser(torch.zeros(4, 2), -1.0)
     with pytest.raises(ValueError, match=">= 0"):
         denoiser(torch.zeros(4, 2), float("nan"))
+
+
+# --------------------------------------------------------------------------- empirical denoiser
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), log_sigma=st.floats(-1, 1.5))
+def test_empirical_denoiser_is_the_mixture_denoiser_of_vanishing_components(seed: int, log_sigma: float) -> None:
+    # Independent reference: a mixture of n equal-weight Gaussians of variance 1e-12 at the points
+    # (eigen-decomposition, log-sum-exp responsibilities) is the empirical distribution to 1e-12.
+    rng = np.random.default_rng(seed)
+    points = rng.normal(scale=2.0, size=(7, 3))
+    sigma = 10.0**log_sigma
+    mixture = GaussianMixture(points, np.tile(1e-12 * np.eye(3), (7, 1, 1)), np.ones(7))
+    x = torch.tensor(rng.normal(scale=3.0, size=(32, 3)))
+    reference = GaussianMixtureDenoiser(mixture)(x, sigma)
+    torch.testing.assert_close(EmpiricalDenoiser(torch.tensor(points))(x, sigma), reference, rtol=1e-9, atol=1e-9)
+
+
+def test_empirical_denoiser_limits_shapes_and_equivariance() -> None:
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(50, 1, 4, 4, generator=g, dtype=F64)
+    denoiser = EmpiricalDenoiser(data)
+    assert len(denoiser) == 50 and denoiser.shape == (1, 4, 4) and "n=50" in repr(denoiser)
+    x = data[:8] + 0.05 * torch.randn(8, 1, 4, 4, generator=g, dtype=F64)
+    # Small noise: the nearest point; large noise: the data mean; per-sample sigmas mix both.
+    torch.testing.assert_close(denoiser(x, 1e-3), data[:8])
+    torch.testing.assert_close(denoiser(x, 1e4), data.mean(0).expand(8, 1, 4, 4), rtol=0, atol=1e-6)
+    mixed = denoiser(x, torch.tensor([1e-3] * 4 + [1e4] * 4, dtype=F64))
+    torch.testing.assert_close(mixed[:4], data[:4])
+    # Every output is a convex combination: inside the points' bounding box.
+    out = denoiser(torch.randn(64, 1, 4, 4, generator=g, dtype=F64) * 3, 1.0)
+    assert (out >= data.amin(0) - 1e-12).all() and (out <= data.amax(0) + 1e-12).all()
+    # Translating the data and the input together translates the output.
+    shift = torch.randn(1, 1, 4, 4, generator=g, dtype=F64)
+    torch.testing.assert_close(EmpiricalDenoiser(data + shift)(x + shift, 0.7), denoiser(x, 0.7) + shift)
+    # float32 and bfloat16 inputs, also under bf16 autocast, agree with float64.
+    for dtype in (torch.float32, torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = denoiser(x.to(dtype), 0.3)
+        assert low.dtype == dtype
+        torch.testing.assert_close(low.double(), denoiser(x.to(dtype).double(), 0.3), rtol=0, atol=0.02)
+
+
+def test_empirical_denoiser_drives_a_sampler_onto_its_points() -> None:
+    # Known answer: the probability-flow ODE of a finite data set ends on its points.
+    data = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 3.0]], dtype=F64)
+    out = heun_ode(EmpiricalDenoiser(data), EDMPath(0.002, 80.0), 30, (300, 2), torch.Generator().manual_seed(1), dtype=F64)
+    nearest = torch.cdist(out.x, data).min(dim=1)
+    assert nearest.values.max() < 0.01
+    assert torch.bincount(nearest.indices, minlength=3).min() > 50  # every point is reached
+
+
+def test_empirical_denoiser_bad_input() -> None:
+    with pytest.raises(TypeError, match="data"):
+        EmpiricalDenoiser(np.zeros((3, 2)))
+    with pytest.raises(TypeError, match="floating-point"):
+        EmpiricalDenoiser(torch.zeros(3, 2, dtype=torch.int64))
+    for bad in (torch.zeros(0, 2), torch.zeros(3), torch.zeros(3, 0)):
+        with pytest.raises(ValueError, match="shape"):
+            EmpiricalDenoiser(bad)
+    with pytest.raises(ValueError, match="finite"):
+        EmpiricalDenoiser(torch.tensor([[0.0, float("nan")]]))
+    denoiser = EmpiricalDenoiser(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"x_hat must have shape \(batch, 2\)"):
+        denoiser(torch.zeros(4, 3), 1.0)
+    with pytest.raises(TypeError, match="x_hat"):
+        denoiser(torch.zeros(4, 2, dtype=torch.int64), 1.0)
+    with pytest.raises(ValueError, match="> 0"):
+        denoiser(torch.zeros(4, 2), 0.0)
+    with pytest.raises(ValueError, match="> 0"):
+        denoiser(torch.zeros(4, 2), float("nan"))
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        denoiser(torch.zeros(4, 2), torch.ones(3))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_empirical_denoiser_on_cuda(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(0)
+    denoiser = EmpiricalDenoiser(torch.randn(300, 1, 8, 8, generator=g))
+    x = torch.randn(128, 1, 8, 8, generator=g, dtype=F64) * 2
+    sigma = torch.logspace(-1, 1, 128, dtype=F64)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = denoiser(x.to("cuda", dtype), sigma.to("cuda", dtype))
+    assert out.device.type == "cuda" and out.dtype == dtype
+    reference = denoiser(x.to(dtype).double(), sigma.to(dtype).double())
+    torch.testing.assert_close(out.double().cpu(), reference, rtol=0, atol=1e-3 if dtype == torch.float32 else 0.03)
 
 
 @pytest.mark.gpu

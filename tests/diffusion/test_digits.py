@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from mlnotes.diffusion.analytic import EmpiricalDenoiser
 from mlnotes.diffusion.common import EDMPrecond, LinearPath, edm_coefficients, velocity_model_from_denoiser
 from mlnotes.diffusion.digits import (
     SAMPLERS,
@@ -44,20 +45,6 @@ TINY = DigitsConfig(size=8, base_channels=8, channel_mults=(1, 2), groups=2, ste
 @pytest.fixture(scope="module")
 def classifier() -> DigitsClassifier:
     return fit_digits_classifier(seed=0, epochs=8)
-
-
-class EmpiricalDenoiser(torch.nn.Module):
-    """The exact denoiser of the empirical distribution of `images`: a softmax-weighted average of them."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        super().__init__()
-        self.flat = images.flatten(1)
-
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        flat = self.flat.to(x)
-        d2 = torch.cdist(x.flatten(1), flat) ** 2
-        weights = torch.softmax(-d2 / (2 * sigma[:, None].to(x) ** 2), dim=1)
-        return (weights @ flat).reshape(x.shape)
 
 
 # --------------------------------------------------------------------------- data
