@@ -176,8 +176,8 @@ class EmpiricalDenoiser:
 
     Parameters
     ----------
-    data : torch.Tensor, shape (n, *shape)
-        The points, floating point and finite, ``n >= 1``.
+    data : torch.Tensor, shape (n, ...)
+        The points, floating point and finite, ``n >= 1``; each point may have any shape.
 
     Examples
     --------
