@@ -893,6 +893,24 @@ class DigitsEvaluation(NamedTuple):
         """``{nfe: Fréchet distance}`` of one sampler."""
         return {row.nfe: row.frechet for row in self.rows if row.sampler == sampler}
 
+    def row(self, sampler: str, nfe: int) -> SamplerRow:
+        """The row of `sampler` at `nfe` evaluations (Heun's budgets are odd: 9, 19, 35, ...).
+
+        Raises :class:`KeyError` listing the rows there are when there is none.
+        """
+        for row in self.rows:
+            if row.sampler == sampler and row.nfe == nfe:
+                return row
+        raise KeyError(f"no row for sampler {sampler!r} at nfe={nfe}; rows: {[(r.sampler, r.nfe) for r in self.rows]}")
+
+    def nearest_train_ratio(self, sampler: str, nfe: int) -> float:
+        """``nearest_train`` of a row over that of real digits the model never saw.
+
+        About 1 (or above, for blurry samples) when the samples are new digits; near 0 when
+        they are copies of training digits.
+        """
+        return self.row(sampler, nfe).nearest_train / self.novel.nearest_train
+
     def table(self) -> str:
         """The evaluation as a text table: one line per sampler and NFE, then real digits and noise."""
         lines = [f"{'sampler':<30} {'NFE':>4} {'Frechet':>9} {'confidence':>10} {'class entropy':>13} {'nearest train':>13}"]

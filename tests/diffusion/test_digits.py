@@ -269,6 +269,10 @@ def test_the_exact_denoiser_of_the_data_lands_on_real_digits(classifier: DigitsC
             # ... by copying: every sample sits on a training digit, far closer than a new digit does.
             assert row.nearest_train < 0.05 * evaluation.novel.nearest_train
     assert evaluation.real.nearest_train == 0.0 and np.isnan(evaluation.novel.frechet)
+    assert evaluation.row("heun", 35) is evaluation.rows[5] and evaluation.row("ddim", 10) is evaluation.rows[0]
+    assert evaluation.nearest_train_ratio("heun", 35) == evaluation.rows[5].nearest_train / evaluation.novel.nearest_train < 0.05
+    with pytest.raises(KeyError, match=r"'heun' at nfe=10; rows: \[\('ddim', 10\)"):
+        evaluation.row("heun", 10)
     assert evaluation.real.confidence > 0.95 and evaluation.noise.confidence < evaluation.real.confidence
     assert "Heun (EDM sigmas)" in evaluation.table() and len(evaluation.to_dict()["rows"]) == 8
     stored_json = json.dumps(evaluation.to_dict())  # what the benchmark writes
